@@ -1,0 +1,124 @@
+"""Command line: ``python -m grown_train {train,eval,export-bigvgan}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grown_train.errors import GrownError
+
+#: Status for Ctrl-C, the shell convention (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _perception(text: str) -> str:
+    from grown_train.nca import parse_perception
+
+    try:
+        return ",".join(parse_perception(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grown_train.losses import LossWeights
+    from grown_train.train import TrainConfig
+
+    d = TrainConfig(target=Path(), out=Path())
+    w = LossWeights()
+    p = argparse.ArgumentParser(prog="python -m grown_train", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="grow an NCA that imitates an audio texture and export ONNX")
+    t.add_argument("--target", type=Path, required=True, help="audio file (wav/flac/ogg) to imitate")
+    t.add_argument("--out", type=Path, required=True, help="output .onnx path (written atomically)")
+    t.add_argument("--iters", type=_positive(int), default=d.iters, help="optimizer steps (%(default)s)")
+    t.add_argument("--frames", type=_positive(int), default=d.frames, help="training grid width in frames, 86 = 1 s (%(default)s)")
+    t.add_argument("--channels", type=_positive(int), default=d.channels, help="state channels (%(default)s)")
+    t.add_argument("--hidden", type=_positive(int), default=d.hidden, help="update MLP width (%(default)s)")
+    t.add_argument("--batch", type=_positive(int), default=d.batch, help="items per step (%(default)s)")
+    t.add_argument("--perception", type=_perception, default=d.perception, help="kernels (%(default)s)")
+    t.add_argument("--seed", type=int, default=d.seed, help="training seed (%(default)s)")
+    t.add_argument("--checkpoint-dir", type=Path, default=d.checkpoint_dir, help="checkpoints, previews, loss curves (%(default)s)")
+    t.add_argument("--preview-every", type=int, default=d.preview_every, help="PNG previews every N iterations, 0 = off (%(default)s)")
+    t.add_argument("--checkpoint-every", type=_positive(int), default=d.checkpoint_every, help="(%(default)s)")
+    t.add_argument("--preview", type=Path, default=None, help="final target-vs-grown PNG (default: OUT with .png)")
+    t.add_argument("--lr", type=_positive(float), default=d.lr, help="initial learning rate (%(default)s)")
+    t.add_argument("--lr-final", type=_positive(float), default=d.lr_final, help="final lr as a fraction of --lr (%(default)s)")
+    t.add_argument("--min-steps", type=_positive(int), default=d.min_steps, help="shortest rollout (%(default)s)")
+    t.add_argument("--max-steps", type=_positive(int), default=d.max_steps, help="longest rollout; also grown.growth_steps (%(default)s)")
+    t.add_argument("--fire-rate", type=_positive(float), default=d.fire_rate, help="(%(default)s)")
+    t.add_argument("--seed-std", type=_positive(float), default=d.seed_std, help="seed state std (%(default)s)")
+    t.add_argument("--pool-size", type=_positive(int), default=d.pool_size, help="(%(default)s)")
+    t.add_argument("--damage-prob", type=float, default=d.damage_prob, help="(%(default)s)")
+    for name in ("gram", "acf", "diversity", "l1", "sot", "overflow"):
+        t.add_argument(f"--w-{name}", type=float, default=getattr(w, name), help=f"{name} loss weight (%(default)s)")
+    t.add_argument("--credit", default="", help="grown.target text, e.g. 'trumpet.ogg — Mihai Sorohan'")
+    t.add_argument("--license", default=d.license, help="grown.license text (%(default)s)")
+    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint for OUT")
+    t.add_argument("--grad-checkpoint", action="store_true", help="trade ~30%% speed for much less memory")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="score a model against its target (see eval.py)")
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument("--target", type=Path, required=True)
+    e.add_argument("--out", type=Path, default=None)
+
+    b = sub.add_parser("export-bigvgan", help="export the BigVGAN vocoder to ONNX (see bigvgan_export.py)")
+    b.add_argument("--out", type=Path, required=True)
+    return p
+
+
+def _train(args) -> int:
+    from grown_train.losses import LossWeights
+    from grown_train.train import TrainConfig, train
+
+    weights = LossWeights(
+        gram=args.w_gram, acf=args.w_acf, diversity=args.w_diversity,
+        l1=args.w_l1, sot=args.w_sot, overflow=args.w_overflow,
+    )
+    cfg = TrainConfig(
+        target=args.target, out=args.out, iters=args.iters, frames=args.frames,
+        channels=args.channels, hidden=args.hidden, batch=args.batch,
+        perception=args.perception, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
+        preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
+        lr=args.lr, lr_final=args.lr_final, min_steps=args.min_steps, max_steps=args.max_steps,
+        fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
+        damage_prob=args.damage_prob, weights=weights, credit=args.credit, license=args.license,
+        fresh=args.fresh, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
+    )
+    summary = train(cfg)
+    print(json.dumps(summary, indent=None if args.quiet else 1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "eval":
+            from grown_train.eval import run as run_eval
+
+            return run_eval(args)
+        from grown_train.bigvgan_export import run as run_export
+
+        return run_export(args)
+    except GrownError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; re-run the same command to resume from the last checkpoint", file=sys.stderr)
+        return EXIT_INTERRUPTED

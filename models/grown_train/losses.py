@@ -1,0 +1,222 @@
+"""Audio-texture losses on the grown spectrogram (no image networks).
+
+A sound texture is described by statistics that do not depend on *where* in the
+loop something happens: second-order statistics of random temporal filters
+(Gram matrices), the envelope's autocorrelation (rhythm), the average spectrum
+(keeps pitch and timbre where the target has them) and, optionally, the full
+feature distributions (sliced optimal transport). A diversity term keeps
+different seeds from collapsing onto one circularly shifted copy.
+
+All terms are computed per batch item, so the sample pool can rank items.
+Spectrograms are in the NCA's scaled domain ``s = (ln_mel - offset) / scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms; defaults are the documented recommendation."""
+
+    #: Gram matrices of the random temporal conv ensemble (texture).
+    gram: float = 1.0
+    #: Envelope autocorrelation over 0.2-2 s lags (rhythm, periodicity).
+    acf: float = 1.0
+    #: Hinge keeping different seeds apart up to circular time shift.
+    diversity: float = 0.2
+    #: L1 on the time-averaged spectrum (keeps energy in the target's bands).
+    l1: float = 1.0
+    #: Sliced optimal transport on the same conv features (optional, off by default).
+    sot: float = 0.0
+    #: Penalty on state values outside [-overflow_bound, overflow_bound] (stability).
+    overflow: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: Temporal widths (frames) of the random filter ensemble; 2 frames = 23 ms, 64 = 0.74 s.
+WIDTHS = (2, 4, 8, 16, 32, 64)
+#: Random filters per width; small enough that Gram matrices stay cheap.
+FILTERS = 32
+#: Fixed seed so the ensemble (hence the loss) is identical across runs and resumes.
+ENSEMBLE_SEED = 20240611
+#: Mel bands are summed into this many envelopes for the rhythm term.
+ACF_BANDS = 4
+#: Rhythm lags in seconds.
+ACF_MIN_S, ACF_MAX_S = 0.2, 2.0
+#: State values beyond this bound are penalised.
+OVERFLOW_BOUND = 3.0
+
+
+def _roll_pad(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Left-pad the time axis circularly so a width-k valid conv keeps the length."""
+    if k <= 1:
+        return x
+    return torch.cat([x[..., -(k - 1) :], x], dim=-1)
+
+
+def _envelopes(s: torch.Tensor) -> torch.Tensor:
+    """Band envelopes ``[B, ACF_BANDS, T]`` (mean over groups of mel bins)."""
+    b, m, t = s.shape
+    return s.reshape(b, ACF_BANDS, m // ACF_BANDS, t).mean(dim=2)
+
+
+class TextureLoss(torch.nn.Module):
+    """Target statistics plus the loss that compares grown spectrograms to them."""
+
+    def __init__(
+        self,
+        target: torch.Tensor,
+        frames: int,
+        fps: float,
+        weights: LossWeights = LossWeights(),
+    ):
+        """``target``: scaled spectrogram ``[n_mels, T]`` with ``T >= frames``."""
+        super().__init__()
+        self.weights = weights
+        self.frames = frames
+        n_mels, t_len = target.shape
+        if n_mels % ACF_BANDS:
+            raise ValueError(f"n_mels ({n_mels}) must be divisible by {ACF_BANDS}")
+        g = torch.Generator().manual_seed(ENSEMBLE_SEED)
+        self.widths = tuple(w for w in WIDTHS if w <= frames)
+        self.filters = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        for w in self.widths:
+            weight = torch.randn(FILTERS, n_mels, w, generator=g) / (n_mels * w) ** 0.5
+            self.filters.append(torch.nn.Parameter(weight, requires_grad=False))
+            self.biases.append(torch.nn.Parameter(torch.randn(FILTERS, generator=g) * 0.1, requires_grad=False))
+
+        tgt = target.unsqueeze(0).float()
+        with torch.no_grad():
+            feats = self._features(tgt, circular=False)
+            self.t_grams = [_gram(f)[0] for f in feats]
+            # Sorted target features feed the optional sliced-OT term.
+            self.t_feats = [f[0] for f in feats]
+            self.register_buffer("t_mean", tgt.mean(dim=-1)[0])
+            lo = round(ACF_MIN_S * fps)
+            hi = min(round(ACF_MAX_S * fps), frames // 2)
+            self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
+            self.register_buffer("t_acf", _linear_acf(_envelopes(tgt)[0], self.lags))
+            self.margin = _diversity_margin(tgt[0], frames)
+
+    def _features(self, s: torch.Tensor, circular: bool) -> list[torch.Tensor]:
+        """Spectrum itself plus ReLU responses of the random filters, each ``[B, K, T']``."""
+        out = [s]
+        for w, b in zip(self.filters, self.biases):
+            k = w.shape[-1]
+            x = _roll_pad(s, k) if circular else s
+            out.append(torch.relu(F.conv1d(x, w, b)))
+        return out
+
+    def forward(self, s: torch.Tensor, state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-item loss terms for grown spectrograms ``s [B, n_mels, frames]``.
+
+        ``state`` (the full NCA state) is only needed for the overflow term.
+        Returns a dict of ``[B]`` tensors including ``total``.
+        """
+        w = self.weights
+        feats = self._features(s, circular=True)
+        terms: dict[str, torch.Tensor] = {}
+        gram = torch.zeros(s.shape[0])
+        for f, tg in zip(feats, self.t_grams):
+            gm = _gram(f)
+            gram = gram + ((gm - tg) ** 2).sum(dim=(1, 2)) / (tg**2).sum().clamp_min(1e-8)
+        terms["gram"] = gram / len(feats)
+        if len(self.lags):
+            acf = _circular_acf(_envelopes(s), self.lags)
+            terms["acf"] = ((acf - self.t_acf) ** 2).mean(dim=(1, 2))
+        else:
+            terms["acf"] = torch.zeros(s.shape[0])
+        terms["l1"] = (s.mean(dim=-1) - self.t_mean).abs().mean(dim=-1)
+        terms["diversity"] = _diversity(s, self.margin)
+        if w.sot > 0:
+            terms["sot"] = sum(_sliced_ot(f, tf) for f, tf in zip(feats, self.t_feats)) / len(feats)
+        if state is not None and w.overflow > 0:
+            terms["overflow"] = (state - state.clamp(-OVERFLOW_BOUND, OVERFLOW_BOUND)).abs().mean(
+                dim=(1, 2, 3)
+            )
+        total = torch.zeros(s.shape[0])
+        for name, value in terms.items():
+            total = total + getattr(w, name) * value
+        terms["total"] = total
+        return terms
+
+
+def _gram(f: torch.Tensor) -> torch.Tensor:
+    """Time-averaged feature Gram matrices ``[B, K, K]``."""
+    return torch.einsum("bkt,blt->bkl", f, f) / f.shape[-1]
+
+
+def _circular_acf(env: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """Normalised circular autocorrelation ``[B, bands, len(lags)]`` of a looping envelope."""
+    x = env - env.mean(dim=-1, keepdim=True)
+    spec = torch.fft.rfft(x, dim=-1)
+    ac = torch.fft.irfft(spec * spec.conj(), n=x.shape[-1], dim=-1)
+    return ac[..., lags] / (ac[..., :1] + 1e-3 * x.shape[-1])
+
+
+def _linear_acf(env: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """Normalised autocorrelation ``[bands, len(lags)]`` of a (non-looping) target envelope."""
+    x = env - env.mean(dim=-1, keepdim=True)
+    t = x.shape[-1]
+    var = (x * x).mean(dim=-1)
+    vals = [(x[:, : t - int(k)] * x[:, int(k) :]).mean(dim=-1) for k in lags]
+    if not vals:
+        return torch.zeros(env.shape[0], 0)
+    return torch.stack(vals, dim=-1) / (var + 1e-3).unsqueeze(-1)
+
+
+def _shift_distances(s: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between every pair of items, minimised over circular time shifts."""
+    b, m, t = s.shape
+    spec = torch.fft.rfft(s, dim=-1)
+    xc = torch.fft.irfft(torch.einsum("imf,jmf->ijf", spec, spec.conj()), n=t, dim=-1)
+    energy = (s * s).sum(dim=(1, 2))
+    best = xc.max(dim=-1).values
+    return (energy[:, None] + energy[None, :] - 2 * best).clamp_min(0) / (m * t)
+
+
+def _diversity(s: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-item hinge: penalise items closer than ``margin`` to another item (up to shift)."""
+    b = s.shape[0]
+    if b < 2 or margin <= 1e-6:
+        return torch.zeros(b)
+    d = _shift_distances(s)
+    off = ~torch.eye(b, dtype=torch.bool)
+    pen = torch.relu(margin - d) / margin
+    return (pen * off).sum(dim=1) / (b - 1)
+
+
+def _diversity_margin(target: torch.Tensor, frames: int, pairs: int = 16) -> float:
+    """Half the typical shift-invariant distance between two crops of the target.
+
+    A steady tone has near-zero margin (seeds may legitimately agree); a varied
+    recording asks for correspondingly varied grown loops.
+    """
+    t = target.shape[-1]
+    if t < frames:
+        return 0.0
+    g = torch.Generator().manual_seed(7)
+    starts = torch.randint(0, t - frames + 1, (2 * pairs,), generator=g)
+    crops = torch.stack([target[:, int(a) : int(a) + frames] for a in starts])
+    d = _shift_distances(crops)
+    vals = torch.stack([d[2 * i, 2 * i + 1] for i in range(pairs)])
+    return float(0.5 * vals.median())
+
+
+def _sliced_ot(f: torch.Tensor, tf: torch.Tensor, n_proj: int = 32) -> torch.Tensor:
+    """Sliced 1-D optimal transport between per-frame features and the target's."""
+    k = f.shape[1]
+    proj = torch.randn(k, n_proj)
+    proj = proj / proj.norm(dim=0, keepdim=True)
+    pg = torch.einsum("bkt,kp->bpt", f, proj).sort(dim=-1).values
+    pt = torch.einsum("kt,kp->pt", tf, proj).sort(dim=-1).values
+    idx = torch.linspace(0, pt.shape[-1] - 1, f.shape[-1]).round().long()
+    return ((pg - pt[:, idx].unsqueeze(0)) ** 2).mean(dim=(1, 2))

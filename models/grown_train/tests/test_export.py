@@ -1,0 +1,124 @@
+"""Exported ONNX graphs follow the contract and match PyTorch step for step."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from grown_train.export import METADATA_KEYS, ModelInfo, export_onnx, read_metadata
+from grown_train.nca import NCA, NCAConfig, step
+from grown_train.tests.conftest import MODELS_DIR
+
+SHIPPED = ["trumpet", "robin", "strings", "chord", "clicks"]
+
+
+def random_nca(perception: str = "id,sobel_x,sobel_y,lap,time9,freq9", channels: int = 16) -> NCA:
+    """An NCA with a non-trivial rule (the zero-initialised last layer would hide bugs)."""
+    torch.manual_seed(3)
+    nca = NCA(NCAConfig(channels=channels, n_mels=80, hidden=48, perception=perception))
+    with torch.no_grad():
+        nca.w2.weight.normal_(0, 0.05)
+    return nca.eval()
+
+
+INFO = ModelInfo(
+    spec_scale=4.0, spec_offset=-5.0, growth_steps=64, fire_rate=0.5, seed_std=0.1,
+    train_frames=48, target="unit.wav — test", license="CC0-1.0",
+)
+
+
+def rollout_both(nca: NCA, path, frames: int, steps: int, seed: int = 0):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(seed)
+    c = nca.cfg.channels
+    x = torch.randn(1, c, 80, frames, generator=g) * 0.1
+    y = x.numpy().copy()
+    worst = 0.0
+    for _ in range(steps):
+        mask = (torch.rand(1, 1, 80, frames, generator=g) < 0.5).float()
+        with torch.no_grad():
+            x = step(nca, x, mask)
+        y = sess.run(["next_state"], {"state": y, "update_mask": mask.numpy()})[0]
+        worst = max(worst, float(np.abs(y - x.numpy()).max()))
+    return x.numpy(), y, worst
+
+
+@pytest.mark.parametrize("perception", ["id,sobel_x,sobel_y,lap,time9,freq9", "id,lap,time9"])
+def test_onnx_matches_torch_over_64_steps(tmp_path, perception):
+    nca = random_nca(perception)
+    path = export_onnx(nca, tmp_path / "m.onnx", INFO)
+    # 41 frames: not the tracing width, so the dynamic axis and the wrap-around are exercised.
+    x, y, worst = rollout_both(nca, path, frames=41, steps=64)
+    assert worst <= 1e-4
+    assert np.abs(x).max() > 0.2, "rule too weak for the parity check to mean anything"
+
+
+def test_time_axis_is_circular(tmp_path):
+    nca = random_nca()
+    path = export_onnx(nca, tmp_path / "m.onnx", INFO)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(1, 16, 80, 40)).astype(np.float32)
+    mask = np.ones((1, 1, 80, 40), np.float32)
+    a = sess.run(None, {"state": x, "update_mask": mask})[0]
+    b = sess.run(None, {"state": np.roll(x, 7, axis=3), "update_mask": mask})[0]
+    assert np.abs(np.roll(a, 7, axis=3) - b).max() < 1e-5
+    # Cells whose mask is zero keep their value exactly.
+    mask[..., :10] = 0
+    c = sess.run(None, {"state": x, "update_mask": mask})[0]
+    assert np.array_equal(c[..., :10], x[..., :10])
+    assert not np.allclose(c[..., 10:], x[..., 10:])
+
+
+def test_graph_interface_and_metadata(tmp_path):
+    nca = random_nca()
+    path = export_onnx(nca, tmp_path / "m.onnx", INFO)
+    model = onnx.load(str(path))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
+    assert not any(n.op_type == "Pad" for n in model.graph.node), "time wrap must be Slice+Concat"
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    ins = {v.name: dims(v) for v in model.graph.input}
+    outs = {v.name: dims(v) for v in model.graph.output}
+    assert ins == {"state": [1, 16, 80, "frames"], "update_mask": [1, 1, 80, "frames"]}
+    assert outs == {"next_state": [1, 16, 80, "frames"]}
+    meta = read_metadata(path)
+    assert tuple(meta) == METADATA_KEYS
+    assert meta["grown.contract"] == "1" and meta["grown.kind"] == "nca"
+    assert meta["grown.representation"] == "mel"
+    assert meta["grown.channels"] == "16" and meta["grown.spec_channel"] == "0"
+    assert float(meta["grown.spec_scale"]) == 4.0 and float(meta["grown.spec_offset"]) == -5.0
+    assert json.loads(meta["grown.mel"]) == {
+        "sample_rate": 22050, "n_fft": 1024, "hop": 256, "win": 1024, "n_mels": 80, "fmin": 0.0, "fmax": 8000.0,
+    }
+    assert meta["grown.growth_steps"] == "64" and float(meta["grown.fire_rate"]) == 0.5
+    assert json.loads(meta["grown.seed_state"]) == {"kind": "normal", "std": 0.1}
+    assert meta["grown.train_frames"] == "48"
+    assert meta["grown.perception"] == "id,sobel_x,sobel_y,lap,time9,freq9"
+    assert meta["grown.unroll"] == "1"
+    assert meta["grown.target"] == "unit.wav — test" and meta["grown.license"] == "CC0-1.0"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_follow_the_contract(name):
+    path = MODELS_DIR / "nca" / f"{name}.onnx"
+    assert path.stat().st_size < 2_000_000
+    assert (MODELS_DIR / "nca" / f"{name}.png").is_file()
+    meta = read_metadata(path)
+    assert tuple(meta) == METADATA_KEYS
+    assert meta["grown.license"] and meta["grown.target"].startswith(name)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    c = int(meta["grown.channels"])
+    frames = int(meta["grown.train_frames"])
+    x = np.random.default_rng(1).normal(0, 0.1, size=(1, c, 80, frames)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    for _ in range(int(meta["grown.growth_steps"])):
+        mask = (rng.random((1, 1, 80, frames)) < float(meta["grown.fire_rate"])).astype(np.float32)
+        x = sess.run(None, {"state": x, "update_mask": mask})[0]
+    assert np.isfinite(x).all()
+    ln_mel = float(meta["grown.spec_scale"]) * x[0, int(meta["grown.spec_channel"])] + float(meta["grown.spec_offset"])
+    # Below ln(1e-5) is merely silence; far above ~5 would be louder than full scale.
+    assert -25 < ln_mel.min() and ln_mel.max() < 8, "grown spectrogram far outside the log-mel range"

@@ -1,0 +1,93 @@
+"""Training end to end on tiny grids: it learns, resumes and refuses to ship NaNs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from grown_train import cli
+from grown_train.errors import Diverged
+from grown_train.export import read_metadata
+from grown_train.losses import TextureLoss
+from grown_train.tests.conftest import TINY, files_under
+
+
+def test_twenty_iterations_lower_the_loss(tmp_path, chord_wav, capsys):
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    rc = cli.main(["train", "--target", str(chord_wav), "--out", str(out), "--iters", "20",
+                   "--checkpoint-dir", str(tmp_path / "runs"), "--lr", "5e-3", *TINY])
+    assert rc == 0
+    ckpt = torch.load(next((tmp_path / "runs").glob("m-*.pt")), weights_only=False)
+    totals = np.array([h["total"] for h in ckpt["history"]])
+    assert len(totals) == 20 and np.isfinite(totals).all()
+    assert totals[-5:].mean() < 0.8 * totals[:3].mean()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx", "m.png"]
+    meta = read_metadata(out)
+    assert meta["grown.channels"] == "8" and meta["grown.train_frames"] == "32"
+    assert meta["grown.growth_steps"] == "12" and meta["grown.target"] == "chord.wav"
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"state": np.zeros((1, 8, 80, 20), np.float32), "update_mask": np.ones((1, 1, 80, 20), np.float32)})
+    assert y[0].shape == (1, 8, 80, 20)
+
+
+def test_rerun_resumes_from_the_checkpoint(tmp_path, chord_wav, capsys):
+    out = tmp_path / "m.onnx"
+    args = ["train", "--target", str(chord_wav), "--out", str(out), "--checkpoint-dir", str(tmp_path / "runs"),
+            "--checkpoint-every", "2", *TINY]
+    assert cli.main([*args, "--iters", "3"]) == 0
+    first = out.read_bytes()
+    assert cli.main([*args, "--iters", "5"]) == 0
+    assert "resuming" not in capsys.readouterr().err  # --quiet hides the notice, not the behaviour
+    ckpt = torch.load(next((tmp_path / "runs").glob("m-*.pt")), weights_only=False)
+    assert [h["iter"] for h in ckpt["history"]] == [1, 2, 3, 4, 5]
+    assert out.read_bytes() != first
+    # A different architecture for the same output is refused, not silently mixed.
+    rc = cli.main([*args, "--iters", "6", "--hidden", "16"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 9 and err.startswith("error: checkpoint") and "--fresh" in err and "\n" not in err
+    assert cli.main([*args, "--iters", "1", "--hidden", "16", "--fresh"]) == 0
+
+
+def test_nan_loss_exits_with_one_line_and_no_model(tmp_path, chord_wav, capsys, monkeypatch):
+    real = TextureLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, s, state=None):
+        terms = real(self, s, state)
+        calls["n"] += 1
+        if calls["n"] > 4:  # let a few iterations pass so a checkpoint could exist
+            terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(TextureLoss, "forward", poisoned)
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    rc = cli.main(["train", "--target", str(chord_wav), "--out", str(out), "--iters", "10",
+                   "--checkpoint-dir", str(tmp_path / "runs"), *TINY])
+    err = capsys.readouterr().err.strip()
+    assert rc == Diverged.exit_code == 8
+    assert err.startswith("error: training diverged") and "\n" not in err
+    assert files_under(out.parent) == []
+
+
+def test_loss_terms_respond_to_what_they_measure():
+    fps = 22050 / 256
+    t = torch.arange(400)
+    beat = (t % 22 < 3).float()  # ~4 clicks per second
+    target = torch.full((80, 400), -1.0) + 1.5 * beat
+    loss = TextureLoss(target, 64, fps)
+    crop = target[:, :64].unsqueeze(0)
+    flat = torch.full_like(crop, float(target.mean()))
+    same, other = loss(crop), loss(flat)
+    assert same["acf"] < 0.3 * other["acf"]
+    assert same["gram"] < other["gram"]
+    # Diversity: two identical loops (up to shift) are penalised, distinct ones less so.
+    a = target[:, 5:69]
+    pair_same = torch.stack([a, torch.roll(a, 9, dims=-1)])
+    noise = torch.randn(2, 80, 64) * 0.5 - 1
+    assert loss.margin == pytest.approx(loss.margin) and loss.margin >= 0
+    if loss.margin > 0:
+        assert loss(pair_same)["diversity"].mean() > loss(noise)["diversity"].mean()

@@ -1,0 +1,344 @@
+"""Training loop: sample pool, random rollouts, damage, fire-rate masks, checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from grown_train.errors import CheckpointMismatch, Diverged, TooShort, Unwritable
+from grown_train.export import ModelInfo, export_onnx
+from grown_train.io import atomic_write, check_writable, load_audio
+from grown_train.losses import LossWeights, TextureLoss
+from grown_train.mel import DEFAULT_MEL, log_mel
+from grown_train.nca import NCA, NCAConfig, fire_mask, parse_perception, seed_states, step
+from grown_train.preview import save_loss_curve, save_spectrograms
+
+#: Checkpoint layout version; bump when the saved dict changes shape.
+CKPT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train`` needs; mirrors the CLI options one to one."""
+
+    #: Audio file to learn the texture of.
+    target: Path
+    #: Output ONNX path (written atomically at the end).
+    out: Path
+    #: Training iterations (optimizer steps).
+    iters: int = 400
+    #: Width of the training grid in frames (86 frames = 1 s).
+    frames: int = 96
+    #: NCA state channels.
+    channels: int = 16
+    #: Hidden width of the update MLP.
+    hidden: int = 96
+    #: Items per optimizer step, each from the pool.
+    batch: int = 4
+    #: Perception kernels (comma-separated).
+    perception: str = "id,sobel_x,sobel_y,lap,time9,freq9"
+    #: Seeds the model init, the pool and all training randomness.
+    seed: int = 0
+    #: Where checkpoints, previews and loss curves go.
+    checkpoint_dir: Path = Path("runs")
+    #: Write the preview/loss PNGs every this many iterations (0 = never).
+    preview_every: int = 50
+    #: Save a checkpoint every this many iterations.
+    checkpoint_every: int = 25
+    #: Adam learning rate at the start (decays exponentially to lr * lr_final).
+    lr: float = 2e-3
+    #: Final learning rate as a fraction of ``lr``.
+    lr_final: float = 0.1
+    #: Shortest and longest rollout in NCA steps.
+    min_steps: int = 48
+    max_steps: int = 96
+    #: Probability a cell updates in a step.
+    fire_rate: float = 0.5
+    #: Standard deviation of the N(0, std^2) seed state (``grown.seed_state``).
+    seed_std: float = 0.1
+    #: States kept in the sample pool.
+    pool_size: int = 128
+    #: Fresh seed states injected per batch (replacing the worst items).
+    fresh_per_batch: int = 1
+    #: Probability per batch that one item gets a region erased to regrow.
+    damage_prob: float = 0.5
+    #: ``ln_mel = spec_scale * s + spec_offset``.
+    spec_scale: float = 4.0
+    spec_offset: float = -5.0
+    #: Loss weights.
+    weights: LossWeights = field(default_factory=LossWeights)
+    #: Credit line and licence written into the metadata.
+    credit: str = ""
+    license: str = "unknown"
+    #: Ignore an existing checkpoint and start over.
+    fresh: bool = False
+    #: Recompute activations in the backward pass (less memory, ~30% slower).
+    grad_checkpoint: bool = False
+    #: Where the final target-vs-grown PNG goes (default: ``out`` with ``.png``).
+    preview: Path | None = None
+    #: Suppress the progress bar.
+    quiet: bool = False
+
+    def arch(self) -> dict:
+        """Fields that must match for a checkpoint to be resumable."""
+        return {
+            "channels": self.channels,
+            "hidden": self.hidden,
+            "perception": ",".join(parse_perception(self.perception)),
+            "frames": self.frames,
+            "batch": self.batch,
+            "pool_size": self.pool_size,
+            "seed_std": self.seed_std,
+            "spec_scale": self.spec_scale,
+            "spec_offset": self.spec_offset,
+            "target": str(Path(self.target).resolve()),
+        }
+
+
+def checkpoint_path(cfg: TrainConfig) -> Path:
+    """One checkpoint per output path, so re-running the same command resumes."""
+    key = hashlib.sha1(str(Path(cfg.out).resolve()).encode()).hexdigest()[:8]
+    return Path(cfg.checkpoint_dir) / f"{Path(cfg.out).stem}-{key}.pt"
+
+
+def target_spectrogram(cfg: TrainConfig) -> torch.Tensor:
+    """Scaled target spectrogram ``[n_mels, T]``; enforces the length requirement."""
+    audio = load_audio(Path(cfg.target), DEFAULT_MEL.sample_rate)
+    if len(audio) <= (DEFAULT_MEL.n_fft - DEFAULT_MEL.hop) // 2:
+        frames = 0
+    else:
+        ln = log_mel(torch.from_numpy(audio))
+        frames = ln.shape[-1]
+    if frames < cfg.frames:
+        need = (cfg.frames - 1) * DEFAULT_MEL.hop + DEFAULT_MEL.hop
+        raise TooShort(
+            f"target is {len(audio) / DEFAULT_MEL.sample_rate:.2f} s ({frames} frames); "
+            f"--frames {cfg.frames} needs at least {need / DEFAULT_MEL.sample_rate:.2f} s"
+        )
+    return (ln - cfg.spec_offset) / cfg.spec_scale
+
+
+def grow(
+    nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float
+) -> torch.Tensor:
+    """Grow states from seeds for ``steps`` steps (no gradient), deterministic per seed."""
+    with torch.no_grad():
+        x = seed_states(seeds, nca.cfg.channels, nca.cfg.n_mels, frames, std)
+        g = torch.Generator().manual_seed(int(seeds[0]) + 99991)
+        for _ in range(steps):
+            x = step(nca, x, fire_mask(x.shape[0], x.shape[2], frames, fire_rate, g))
+    return x
+
+
+def _rollout(nca: NCA, x: torch.Tensor, steps: int, fire_rate: float, gen, ckpt: bool):
+    for _ in range(steps):
+        mask = fire_mask(x.shape[0], x.shape[2], x.shape[3], fire_rate, gen)
+        if ckpt:
+            x = torch.utils.checkpoint.checkpoint(step, nca, x, mask, use_reentrant=False)
+        else:
+            x = step(nca, x, mask)
+    return x
+
+
+def _damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
+    """Erase a random rectangle of one state back to seed noise so it must regrow."""
+    _, c, m, t = x.shape
+    h = int(torch.randint(m // 4, m // 2 + 1, (1,), generator=gen))
+    w = int(torch.randint(t // 4, t // 2 + 1, (1,), generator=gen))
+    f0 = int(torch.randint(0, m - h + 1, (1,), generator=gen))
+    t0 = int(torch.randint(0, t - w + 1, (1,), generator=gen))
+    x[-1, :, f0 : f0 + h, t0 : t0 + w] = torch.randn(c, h, w, generator=gen) * std
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def _previews(cfg, nca, target, run_stem, history, it, steps):
+    grown = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, steps, cfg.fire_rate, cfg.seed_std)
+    to_ln = lambda s: (s * cfg.spec_scale + cfg.spec_offset).numpy()  # noqa: E731
+    crop = _loudest_crop(target, cfg.frames)
+    save_spectrograms(
+        run_stem.with_name(run_stem.name + "-preview.png"),
+        to_ln(crop),
+        [to_ln(g[0]) for g in grown],
+        f"{Path(cfg.target).name} — iteration {it}",
+    )
+    save_loss_curve(run_stem.with_name(run_stem.name + "-loss.png"), history)
+
+
+def _loudest_crop(target: torch.Tensor, frames: int) -> torch.Tensor:
+    """Crop of the target with the most energy, for a fair visual comparison."""
+    energy = target.mean(dim=0)
+    win = torch.nn.functional.avg_pool1d(energy[None, None], frames, stride=1)[0, 0]
+    start = int(win.argmax())
+    return target[:, start : start + frames]
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) and export; returns a summary dict. Raises GrownError on bad input."""
+    out = check_writable(Path(cfg.out))
+    preview_path = Path(cfg.preview) if cfg.preview else out.with_suffix(".png")
+    check_writable(preview_path, "preview")
+    ckpt_dir = Path(cfg.checkpoint_dir)
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Unwritable(f"cannot create checkpoint directory {ckpt_dir}: {exc.strerror}") from None
+    ckpt_path = checkpoint_path(cfg)
+    check_writable(ckpt_path, "checkpoint")
+    if cfg.min_steps < 1 or cfg.max_steps < cfg.min_steps:
+        raise ValueError("need 1 <= --min-steps <= --max-steps")
+
+    target = target_spectrogram(cfg)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 17)
+    nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
+    loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights)
+    opt = torch.optim.Adam(nca.parameters(), lr=cfg.lr)
+    decay = math.log(cfg.lr_final)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: math.exp(decay * min(i, cfg.iters) / max(cfg.iters, 1))
+    )
+    next_seed = cfg.seed * 1_000_003 + 1
+    pool = seed_states(
+        list(range(next_seed, next_seed + cfg.pool_size)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
+    )
+    next_seed += cfg.pool_size
+    history: list[dict[str, float]] = []
+    start = 0
+
+    if ckpt_path.exists() and not cfg.fresh:
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck.get("version") != CKPT_VERSION or ck.get("arch") != cfg.arch():
+            raise CheckpointMismatch(
+                f"checkpoint {ckpt_path} was made with different settings; pass --fresh to start over"
+            )
+        nca.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        pool, history, start, next_seed = ck["pool"], ck["history"], ck["iter"], ck["next_seed"]
+        torch.set_rng_state(ck["torch_rng"])
+        gen.set_state(ck["gen_rng"])
+        if not cfg.quiet:
+            print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
+
+    def payload(it: int) -> dict:
+        return {
+            "version": CKPT_VERSION,
+            "arch": cfg.arch(),
+            "config": {k: str(v) for k, v in asdict(cfg).items()},
+            "model": nca.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "pool": pool,
+            "history": history,
+            "iter": it,
+            "next_seed": next_seed,
+            "torch_rng": torch.get_rng_state(),
+            "gen_rng": gen.get_state(),
+        }
+
+    run_stem = ckpt_path.with_suffix("")
+    from tqdm import tqdm
+
+    bar = tqdm(
+        range(start, cfg.iters),
+        initial=start,
+        total=cfg.iters,
+        desc=out.stem,
+        disable=cfg.quiet,
+        mininterval=2.0 if sys.stderr.isatty() else 30.0,
+        dynamic_ncols=True,
+    )
+    nca.train()
+    for it in bar:
+        idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch]
+        x = pool[idx].clone()
+        with torch.no_grad():
+            ranks = loss_fn(x[:, 0], x)["total"].argsort(descending=True)
+        n_fresh = min(cfg.fresh_per_batch, cfg.batch)
+        if n_fresh:
+            worst = ranks[:n_fresh]
+            x[worst] = seed_states(
+                list(range(next_seed, next_seed + n_fresh)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
+            )
+            next_seed += n_fresh
+            # Keep fresh seeds out of the damage slot (the last one) by sorting them first.
+            order = torch.cat([worst, ranks[n_fresh:]])
+            x, idx = x[order], idx[order]
+        if cfg.batch > n_fresh and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
+            _damage(x, cfg.seed_std, gen)
+        steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
+        x = _rollout(nca, x, steps, cfg.fire_rate, gen, cfg.grad_checkpoint)
+        terms = loss_fn(x[:, 0], x)
+        loss = terms["total"].mean()
+        if not torch.isfinite(loss):
+            bar.close()
+            raise Diverged(
+                f"training diverged: loss is {loss.item()} at iteration {it}; "
+                f"no model written (try a lower --lr than {cfg.lr})"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for p in nca.parameters():
+                if p.grad is not None:
+                    p.grad /= p.grad.norm() + 1e-8
+        opt.step()
+        sched.step()
+        pool[idx] = x.detach()
+        row = {"iter": it + 1, **{k: float(v.detach().mean()) for k, v in terms.items()}}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['total']:.4f}", steps=steps, refresh=False)
+        done = it + 1
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iters:
+            _save_checkpoint(ckpt_path, payload(done))
+        if cfg.preview_every and done % cfg.preview_every == 0:
+            _previews(cfg, nca, target, run_stem, history, done, cfg.max_steps)
+    bar.close()
+
+    nca.eval()
+    # Final state: grown from fresh seeds, exactly as the plugin will grow it.
+    final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std)
+    if not torch.isfinite(final).all():
+        raise Diverged("training diverged: growing from a fresh seed gives NaN/inf; no model written")
+    final_terms = {k: float(v.mean()) for k, v in loss_fn(final[:, 0], final).items()}
+    credit = cfg.credit or Path(cfg.target).name
+    info = ModelInfo(
+        spec_scale=cfg.spec_scale,
+        spec_offset=cfg.spec_offset,
+        growth_steps=cfg.max_steps,
+        fire_rate=cfg.fire_rate,
+        seed_std=cfg.seed_std,
+        train_frames=cfg.frames,
+        target=credit,
+        license=cfg.license,
+    )
+    _save_checkpoint(ckpt_path, payload(max(cfg.iters, start)))
+    export_onnx(nca, out, info)
+    to_ln = lambda s: (s * cfg.spec_scale + cfg.spec_offset).numpy()  # noqa: E731
+    save_spectrograms(
+        preview_path,
+        to_ln(_loudest_crop(target, cfg.frames)),
+        [to_ln(g[0]) for g in final],
+        f"{out.stem}: target vs grown ({cfg.max_steps} steps, {len(history)} iterations)",
+    )
+    if history:
+        save_loss_curve(run_stem.with_name(run_stem.name + "-loss.png"), history)
+    summary = {
+        "out": str(out),
+        "preview": str(preview_path),
+        "checkpoint": str(ckpt_path),
+        "iterations": len(history),
+        "train_loss": history[-1]["total"] if history else float("nan"),
+        "first_loss": history[0]["total"] if history else float("nan"),
+        "grown_loss": final_terms,
+    }
+    return summary
+

@@ -1,0 +1,994 @@
+//! Growing sounds: [`Grower`] (the synchronous, deterministic core used by the
+//! offline renderer and tests) and [`Engine`] (the background thread the
+//! plugin runs it on).
+//!
+//! The engine thread owns everything slow — ONNX Runtime, the NCA, the
+//! vocoder — and talks to the rest of the plugin only through atomics
+//! ([`EngineControls`] in, [`EngineStatus`] out), a command channel, a triple
+//! buffer of spectrogram snapshots for the editor, and the generation queue
+//! to the audio thread. Nothing it does can block the audio thread.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use atomic_float::AtomicF32;
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use crate::mel::{MelConfig, Spectrogram};
+use crate::model::{ModelError, NcaModel};
+use crate::nca::{Nca, NcaCheckpoint};
+use crate::queue::{Generation, GenerationProducer};
+use crate::rng;
+use crate::vocoder::bigvgan::BigVgan;
+use crate::vocoder::{Inverter, Vocoder};
+
+/// Checkpoints are taken every this many steps; scrubbing backward re-grows
+/// at most this many steps from the nearest one.
+pub const CHECKPOINT_EVERY: u32 = 16;
+
+/// Memory the checkpoint cache may use. Past it no new checkpoints are taken
+/// (the earliest ones, which cover the growth range users scrub through, are
+/// kept); scrubbing further back then re-grows from the last one available.
+pub const CHECKPOINT_BUDGET_BYTES: usize = 192 << 20;
+
+/// Shortest and longest sound the engine grows, in frames.
+pub const MIN_FRAMES: usize = 8;
+/// See [`MIN_FRAMES`]; bounds memory (state and checkpoints scale with it).
+pub const MAX_FRAMES: usize = 4096;
+
+/// Frames for a sound of `length_s` seconds under `mel` (clamped).
+pub fn frames_for(length_s: f32, mel: &MelConfig) -> usize {
+    let f = (length_s.max(0.0) as f64 * mel.sample_rate as f64 / mel.hop.max(1) as f64).round();
+    if f.is_finite() {
+        (f as usize).clamp(MIN_FRAMES, MAX_FRAMES)
+    } else {
+        MIN_FRAMES
+    }
+}
+
+/// The parameters that define a trajectory: changing any of them means the
+/// cached states no longer lie on the path and growth restarts from the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TrajectoryKey {
+    /// Seed of the initial state and of every mask.
+    seed: u32,
+    /// Length in frames.
+    frames: usize,
+    /// Fire rate, compared bitwise (any change changes the masks).
+    fire_rate: u32,
+    /// Mutation amount, compared bitwise.
+    mutation: u32,
+}
+
+/// Grows an NCA to a requested step count, caching checkpoints so that moving
+/// the growth control backward is cheap.
+///
+/// Determinism: for the same model, `(seed, growth, frames, fire_rate,
+/// mutation)` always gives the same spectrogram bit for bit, whatever was
+/// grown before, because every step is a pure function of the previous state
+/// and `(seed, step index)`. The one exception is [`Grower::damage`], which
+/// deliberately branches the trajectory (see there).
+pub struct Grower {
+    /// The automaton being grown.
+    nca: Nca,
+    /// Trajectory the cache belongs to; `None` until the first target.
+    key: Option<TrajectoryKey>,
+    /// Step count being grown towards.
+    target: u32,
+    /// Cached states by step count (never step 0: the seed state is cheap to
+    /// recompute).
+    checkpoints: BTreeMap<u32, NcaCheckpoint>,
+    /// Bytes held by `checkpoints`, checked against the budget.
+    checkpoint_bytes: usize,
+    /// The spectrogram returned by [`Grower::grow`], kept to reuse its memory.
+    spec: Spectrogram,
+}
+
+impl Grower {
+    /// Wraps an NCA; nothing is grown until a target is set.
+    pub fn new(nca: Nca) -> Self {
+        Self {
+            nca,
+            key: None,
+            target: 0,
+            checkpoints: BTreeMap::new(),
+            checkpoint_bytes: 0,
+            spec: Spectrogram::default(),
+        }
+    }
+
+    /// The automaton (for its model info, step count and state).
+    pub fn nca(&self) -> &Nca {
+        &self.nca
+    }
+
+    /// Gives the automaton back.
+    pub fn into_nca(self) -> Nca {
+        self.nca
+    }
+
+    /// Number of cached checkpoints (for tests and diagnostics).
+    pub fn checkpoint_count(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// The step count currently grown towards.
+    pub fn target(&self) -> u32 {
+        self.target
+    }
+
+    /// True when the automaton sits at the target.
+    pub fn done(&self) -> bool {
+        self.key.is_some() && self.nca.steps() == self.target
+    }
+
+    /// Sets what to grow. A new trajectory restarts from the seed state; a
+    /// lower step count restores the nearest checkpoint at or below it (or
+    /// the seed state); a higher one continues from the current state.
+    pub fn set_target(&mut self, seed: u32, growth: u32, frames: usize, fire_rate: f32, mutation: f32) {
+        let key = TrajectoryKey {
+            seed,
+            frames: frames.max(1),
+            fire_rate: fire_rate.to_bits(),
+            mutation: mutation.to_bits(),
+        };
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.checkpoints.clear();
+            self.checkpoint_bytes = 0;
+            self.nca.reset(u64::from(seed), key.frames);
+        }
+        self.target = growth;
+        if growth < self.nca.steps() {
+            match self.checkpoints.range(..=growth).next_back() {
+                Some((_, c)) => self.nca.restore(c),
+                None => self.nca.reset(u64::from(seed), key.frames),
+            }
+        }
+    }
+
+    /// Applies up to `max_steps` steps towards the target; returns how many
+    /// were applied. On error the state stays at the last good step.
+    pub fn advance(&mut self, max_steps: u32) -> Result<u32, ModelError> {
+        let Some(key) = self.key else {
+            return Ok(0);
+        };
+        let fire = f32::from_bits(key.fire_rate);
+        let mutation = f32::from_bits(key.mutation);
+        let mut applied = 0;
+        while applied < max_steps && self.nca.steps() < self.target {
+            let before = self.nca.steps();
+            let want = (self.target - before).min(max_steps - applied);
+            let n = self.nca.step_n(want, fire, mutation)?;
+            applied += n.max(1);
+            let now = self.nca.steps();
+            if now / CHECKPOINT_EVERY > before / CHECKPOINT_EVERY {
+                self.store_checkpoint();
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Caches the current state if the budget allows.
+    fn store_checkpoint(&mut self) {
+        let steps = self.nca.steps();
+        if steps == 0 || self.checkpoints.contains_key(&steps) {
+            return;
+        }
+        let bytes = self.nca.state().len() * std::mem::size_of::<f32>();
+        if self.checkpoint_bytes + bytes > CHECKPOINT_BUDGET_BYTES {
+            return;
+        }
+        self.checkpoints.insert(steps, self.nca.snapshot());
+        self.checkpoint_bytes += bytes;
+    }
+
+    /// Grows to `growth` steps and returns the spectrogram (blocking).
+    pub fn grow(
+        &mut self,
+        seed: u32,
+        growth: u32,
+        frames: usize,
+        fire_rate: f32,
+        mutation: f32,
+    ) -> Result<&Spectrogram, ModelError> {
+        self.set_target(seed, growth, frames, fire_rate, mutation);
+        while !self.done() {
+            self.advance(u32::MAX)?;
+        }
+        Ok(self.spectrogram())
+    }
+
+    /// The current state as a spectrogram.
+    pub fn spectrogram(&mut self) -> &Spectrogram {
+        self.nca.spectrogram_into(&mut self.spec);
+        &self.spec
+    }
+
+    /// Erases a region (cell ranges as in [`Nca::damage`]). The damaged state
+    /// becomes the trajectory from here on: later checkpoints are dropped and
+    /// the damaged state is cached at the current step, so growing forward
+    /// regrows the wound while scrubbing back before this step undoes it.
+    pub fn damage(&mut self, mel0: usize, mel1: usize, f0: usize, f1: usize) {
+        self.nca.damage(mel0, mel1, f0, f1);
+        let steps = self.nca.steps();
+        let dropped: Vec<u32> = self.checkpoints.range(steps..).map(|(s, _)| *s).collect();
+        for s in dropped {
+            if let Some(c) = self.checkpoints.remove(&s) {
+                self.checkpoint_bytes -= c.state.len() * std::mem::size_of::<f32>();
+            }
+        }
+        if steps > 0 {
+            self.store_checkpoint();
+        }
+    }
+
+    /// Damage given as fractions `0..1` of the mel and time axes.
+    pub fn damage_fraction(&mut self, mel0: f32, mel1: f32, t0: f32, t1: f32) {
+        let n_mels = self.nca.info().mel.n_mels;
+        let frames = self.nca.frames();
+        let cell = |x: f32, n: usize| ((x.clamp(0.0, 1.0) * n as f32).round() as usize).min(n);
+        let (m0, m1) = (cell(mel0.min(mel1), n_mels), cell(mel0.max(mel1), n_mels));
+        // Time may wrap (t0 > t1 erases across the loop point).
+        let (f0, f1) = (cell(t0, frames), cell(t1, frames));
+        self.damage(m0, m1, f0, f1);
+    }
+}
+
+/// Controls written by the plugin (parameters) and read by the engine thread.
+pub struct EngineControls {
+    /// Target growth in NCA steps.
+    pub growth: AtomicU32,
+    /// Seed of the sound.
+    pub seed: AtomicU32,
+    /// Steps per second to keep growing after the target is reached (0 = still).
+    pub drift: AtomicF32,
+    /// Probability that a cell updates in a step.
+    pub fire_rate: AtomicF32,
+    /// Standard deviation of the noise added to hidden channels each step.
+    pub mutation: AtomicF32,
+    /// Fraction of the sound to erase; each change erases a new region.
+    pub damage: AtomicF32,
+    /// Length of the grown sound in seconds.
+    pub length_s: AtomicF32,
+    /// 0 = built-in inverter, 1 = BigVGAN (when a vocoder file is loaded).
+    pub vocoder: AtomicU8,
+}
+
+impl Default for EngineControls {
+    fn default() -> Self {
+        Self {
+            growth: AtomicU32::new(32),
+            seed: AtomicU32::new(1),
+            drift: AtomicF32::new(0.0),
+            fire_rate: AtomicF32::new(0.5),
+            mutation: AtomicF32::new(0.0),
+            damage: AtomicF32::new(0.0),
+            length_s: AtomicF32::new(3.0),
+            vocoder: AtomicU8::new(0),
+        }
+    }
+}
+
+/// What the engine reports, for the editor and the plugin.
+#[derive(Default)]
+pub struct EngineStatus {
+    /// NCA steps per second while growing (smoothed).
+    pub steps_per_s: AtomicF32,
+    /// Vocoder time divided by the duration of the audio it made (< 1 is faster than real time).
+    pub vocoder_rtf: AtomicF32,
+    /// Id of the last generation published to the audio thread.
+    pub generation: AtomicU64,
+    /// Current NCA step count.
+    pub step: AtomicU32,
+    /// Step count being grown towards (growth plus drift/regrowth), for progress display.
+    pub target: AtomicU32,
+    /// Which execution provider runs the model, and why.
+    pub provider: Mutex<String>,
+    /// The model in use (path or `embedded:strings`) and its training target.
+    pub model: Mutex<String>,
+    /// Last error, empty when everything works. The engine keeps playing the
+    /// previous sound when something fails.
+    pub error: Mutex<String>,
+}
+
+/// Requests to the engine thread.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineCommand {
+    /// Replace the NCA model (kept if the new one fails).
+    LoadModel(PathBuf),
+    /// Load (Some) or unload (None) the BigVGAN vocoder file.
+    LoadVocoder(Option<PathBuf>),
+    /// Erase a region given as fractions 0..1 of the mel and time axes.
+    Damage {
+        /// Lower mel edge.
+        mel0: f32,
+        /// Upper mel edge.
+        mel1: f32,
+        /// Start time (wraps when greater than `t1`).
+        t0: f32,
+        /// End time.
+        t1: f32,
+    },
+}
+
+/// The background engine. Dropping it stops the thread.
+pub struct Engine {
+    /// Command channel to the thread.
+    commands: Sender<EngineCommand>,
+    /// Set on drop; the thread checks it between steps.
+    shutdown: Arc<AtomicBool>,
+    /// The thread, joined on drop if it exits in time.
+    thread: Option<JoinHandle<()>>,
+    /// Disconnects when the thread has exited (its sender is dropped), so
+    /// drop can wait with a timeout instead of an unbounded join.
+    exited: Receiver<()>,
+}
+
+/// How long drop waits for the thread before giving up on a clean join.
+const JOIN_TIMEOUT: Duration = Duration::from_millis(200);
+/// Extra time drop waits when the thread is inside a long call (a vocoder
+/// run): the plugin library may be unloaded right after the instance is
+/// dropped, and code must not keep running from unmapped memory.
+const JOIN_GRACE: Duration = Duration::from_secs(3);
+
+impl Engine {
+    /// Starts the engine thread, which loads ONNX Runtime and the model
+    /// (`model_path`, or the embedded default) itself so the caller never waits.
+    pub fn spawn(
+        controls: Arc<EngineControls>,
+        status: Arc<EngineStatus>,
+        producer: GenerationProducer,
+        snapshots: triple_buffer::Input<Spectrogram>,
+        model_path: Option<PathBuf>,
+    ) -> Self {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let (exit_tx, exit_rx) = crossbeam::channel::bounded::<()>(0);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let flag = shutdown.clone();
+        let status2 = status.clone();
+        let spawned = std::thread::Builder::new().name("grown-engine".into()).spawn(move || {
+            let _exit = exit_tx;
+            let status3 = status.clone();
+            let result = catch_unwind(AssertUnwindSafe(move || {
+                Worker::new(controls, status, producer, snapshots, rx, flag, model_path).run();
+            }));
+            if let Err(p) = result {
+                *status3.error.lock() = format!(
+                    "the engine stopped after an internal error: {}",
+                    crate::runtime::panic_message(&p)
+                );
+            }
+        });
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                *status2.error.lock() = format!("could not start the engine thread: {e}");
+                None
+            }
+        };
+        Self {
+            commands: tx,
+            shutdown,
+            thread,
+            exited: exit_rx,
+        }
+    }
+
+    /// Sender for [`EngineCommand`]s (cloneable, never blocks).
+    pub fn commands(&self) -> Sender<EngineCommand> {
+        self.commands.clone()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Release);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // recv_timeout returns Disconnected as soon as the thread drops its sender.
+        let exited = matches!(
+            self.exited.recv_timeout(JOIN_TIMEOUT),
+            Err(RecvTimeoutError::Disconnected)
+        ) || matches!(
+            self.exited.recv_timeout(JOIN_GRACE),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        if exited {
+            let _ = thread.join();
+        }
+        // Otherwise the thread is detached; it exits at its next check.
+    }
+}
+
+/// The control values last acted on, to detect changes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Applied {
+    /// Seed.
+    seed: u32,
+    /// Growth steps.
+    growth: u32,
+    /// Frames (from length and the model's mel config).
+    frames: usize,
+    /// Fire rate.
+    fire_rate: f32,
+    /// Mutation.
+    mutation: f32,
+    /// Damage control value.
+    damage: f32,
+    /// Vocoder choice.
+    vocoder: u8,
+}
+
+/// Minimum time between editor snapshots (~30 Hz).
+const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(33);
+/// Time between re-vocodes while drifting.
+const DRIFT_VOCODE_INTERVAL: Duration = Duration::from_millis(500);
+/// Idle wait per loop iteration (commands wake it earlier).
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+
+/// State of the engine thread.
+struct Worker {
+    /// Control values from the plugin.
+    controls: Arc<EngineControls>,
+    /// Status values to the plugin.
+    status: Arc<EngineStatus>,
+    /// Generations to the audio thread.
+    producer: GenerationProducer,
+    /// Spectrograms to the editor.
+    snapshots: triple_buffer::Input<Spectrogram>,
+    /// Commands from the plugin.
+    commands: Receiver<EngineCommand>,
+    /// Stop request.
+    shutdown: Arc<AtomicBool>,
+    /// Model to load at start (None = embedded default).
+    initial_model: Option<PathBuf>,
+    /// Whether the start-up model load was attempted (not retried every loop).
+    tried_initial: bool,
+    /// The growing NCA, once a model is loaded.
+    grower: Option<Grower>,
+    /// The built-in vocoder, for the current model's mel config.
+    inverter: Option<Inverter>,
+    /// The BigVGAN vocoder, when a file is loaded.
+    bigvgan: Option<BigVgan>,
+    /// Controls last acted on.
+    applied: Option<Applied>,
+    /// Steps added beyond `growth` by drift and by regrowth after damage.
+    extra: u32,
+    /// Fractional drift steps owed (wall-clock accumulator).
+    drift_credit: f64,
+    /// Last time drift credit was accumulated.
+    last_tick: Instant,
+    /// The current state differs from the last vocoded one and should be
+    /// vocoded once the target is reached.
+    dirty: bool,
+    /// Step count of the last vocoded state (drift re-vocodes only on change).
+    vocoded_step: Option<u32>,
+    /// When the last generation was made.
+    last_vocode: Instant,
+    /// When the last editor snapshot was published.
+    last_snapshot: Instant,
+    /// The last snapshot is older than the state.
+    snapshot_stale: bool,
+    /// Generation ids (monotonic).
+    generation: u64,
+    /// Audio buffer reused between vocodes.
+    audio: Vec<f32>,
+    /// A generation buffer acquired but not yet published (kept on failure
+    /// because the producer side cannot give buffers back).
+    spare: Option<Box<Generation>>,
+    /// Smoothed seconds per step.
+    step_time: Option<f64>,
+    /// Set when stepping failed; cleared when the controls change (no retry
+    /// loop on a model that produces NaN).
+    stuck: bool,
+    /// Number of damage events (seeds each rectangle's position).
+    damage_events: u64,
+}
+
+impl Worker {
+    fn new(
+        controls: Arc<EngineControls>,
+        status: Arc<EngineStatus>,
+        producer: GenerationProducer,
+        snapshots: triple_buffer::Input<Spectrogram>,
+        commands: Receiver<EngineCommand>,
+        shutdown: Arc<AtomicBool>,
+        initial_model: Option<PathBuf>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            controls,
+            status,
+            producer,
+            snapshots,
+            commands,
+            shutdown,
+            initial_model,
+            tried_initial: false,
+            grower: None,
+            inverter: None,
+            bigvgan: None,
+            applied: None,
+            extra: 0,
+            drift_credit: 0.0,
+            last_tick: now,
+            dirty: true,
+            vocoded_step: None,
+            last_vocode: now,
+            last_snapshot: now - SNAPSHOT_INTERVAL,
+            snapshot_stale: true,
+            generation: 0,
+            audio: Vec::new(),
+            spare: None,
+            step_time: None,
+            stuck: false,
+            damage_events: 0,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    fn set_error(&self, e: impl Into<String>) {
+        *self.status.error.lock() = e.into();
+    }
+
+    fn clear_error(&self) {
+        self.status.error.lock().clear();
+    }
+
+    fn run(mut self) {
+        while !self.stopping() {
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.handle(cmd);
+                if self.stopping() {
+                    return;
+                }
+            }
+            if !self.tried_initial {
+                self.tried_initial = true;
+                let path = self.initial_model.clone();
+                self.load_model(path.as_deref());
+                continue;
+            }
+            if self.grower.is_none() {
+                self.wait();
+                continue;
+            }
+            self.apply_controls();
+            if self.stopping() {
+                return;
+            }
+            self.tick();
+        }
+    }
+
+    /// Waits for a command or the idle interval.
+    fn wait(&mut self) {
+        match self.commands.recv_timeout(IDLE_WAIT) {
+            Ok(cmd) => self.handle(cmd),
+            Err(RecvTimeoutError::Timeout) => {}
+            // The plugin dropped the sender: nothing more will come, but keep
+            // honouring the shutdown flag rather than exiting silently.
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(IDLE_WAIT),
+        }
+    }
+
+    fn handle(&mut self, cmd: EngineCommand) {
+        match cmd {
+            EngineCommand::LoadModel(p) => {
+                self.tried_initial = true;
+                self.load_model(Some(&p));
+            }
+            EngineCommand::LoadVocoder(p) => self.load_vocoder(p.as_deref()),
+            EngineCommand::Damage { mel0, mel1, t0, t1 } => {
+                if let Some(g) = self.grower.as_mut() {
+                    g.damage_fraction(mel0, mel1, t0, t1);
+                    self.after_damage();
+                }
+            }
+        }
+    }
+
+    /// Loads a model; on failure keeps the previous one and reports why.
+    fn load_model(&mut self, path: Option<&Path>) {
+        let loaded = match path {
+            Some(p) => NcaModel::load(p),
+            None => NcaModel::load_embedded_default(),
+        };
+        let model = match loaded {
+            Ok(m) => m,
+            Err(e) => {
+                let what = path.map_or("the built-in model".to_string(), |p| p.display().to_string());
+                self.set_error(format!("could not load {what}: {e}"));
+                return;
+            }
+        };
+        if let Some(v) = &self.bigvgan {
+            if let Some(diff) = model.info.mel.mismatch(v.mel_config()) {
+                self.set_error(format!(
+                    "refused model {}: its mel analysis differs from the loaded vocoder's ({diff}); \
+                     unload the vocoder or choose a matching model",
+                    model.source
+                ));
+                return;
+            }
+        }
+        *self.status.model.lock() = format!("{} — {} ({})", model.source, model.info.target, model.info.license);
+        *self.status.provider.lock() = model.provider.why.clone();
+        self.inverter = Some(Inverter::new(model.info.mel.clone()));
+        self.grower = Some(Grower::new(Nca::new(model)));
+        self.applied = None;
+        self.extra = 0;
+        self.dirty = true;
+        self.vocoded_step = None;
+        self.stuck = false;
+        self.clear_error();
+    }
+
+    /// Loads or unloads the BigVGAN vocoder; refuses one whose mel analysis
+    /// differs from the model's.
+    fn load_vocoder(&mut self, path: Option<&Path>) {
+        let Some(path) = path else {
+            if self.bigvgan.take().is_some() {
+                self.dirty = true;
+            }
+            return;
+        };
+        let mut v = match BigVgan::load(path) {
+            Ok(v) => v,
+            Err(e) => {
+                self.set_error(format!("could not load vocoder {}: {e}", path.display()));
+                return;
+            }
+        };
+        if let Some(g) = &self.grower {
+            if let Some(diff) = g.nca().info().mel.mismatch(v.mel_config()) {
+                self.set_error(format!(
+                    "refused vocoder {}: its mel analysis differs from the model's ({diff})",
+                    path.display()
+                ));
+                return;
+            }
+        }
+        v.set_cancel(self.shutdown.clone());
+        self.bigvgan = Some(v);
+        self.dirty = true;
+        self.clear_error();
+    }
+
+    /// Reads the controls and retargets the grower when they changed.
+    fn apply_controls(&mut self) {
+        let Some(grower) = self.grower.as_mut() else {
+            return;
+        };
+        let c = &self.controls;
+        let mel = &grower.nca().info().mel;
+        let now = Applied {
+            seed: c.seed.load(Ordering::Relaxed),
+            growth: c.growth.load(Ordering::Relaxed),
+            frames: frames_for(c.length_s.load(Ordering::Relaxed), mel),
+            fire_rate: sanitize(c.fire_rate.load(Ordering::Relaxed), 0.0, 1.0),
+            mutation: sanitize(c.mutation.load(Ordering::Relaxed), 0.0, 10.0),
+            damage: sanitize(c.damage.load(Ordering::Relaxed), 0.0, 1.0),
+            vocoder: c.vocoder.load(Ordering::Relaxed),
+        };
+        let prev = self.applied;
+        if prev == Some(now) {
+            return;
+        }
+        self.applied = Some(now);
+        self.stuck = false;
+        let trajectory_changed = prev.is_none_or(|p| {
+            (p.seed, p.frames, p.fire_rate.to_bits(), p.mutation.to_bits())
+                != (now.seed, now.frames, now.fire_rate.to_bits(), now.mutation.to_bits())
+                || p.growth != now.growth
+        });
+        if trajectory_changed {
+            self.extra = 0;
+            self.drift_credit = 0.0;
+            self.dirty = true;
+        }
+        if prev.is_some_and(|p| p.vocoder != now.vocoder) {
+            self.dirty = true;
+        }
+        grower.set_target(now.seed, now.growth.saturating_add(self.extra), now.frames, now.fire_rate, now.mutation);
+        self.snapshot_stale = true;
+        let damage_changed = prev.is_some_and(|p| (p.damage - now.damage).abs() > 1e-4);
+        if damage_changed && now.damage > 0.0 {
+            self.damage_control(now.seed, now.damage);
+        }
+    }
+
+    /// Erases a rectangle covering `amount` of the sound, centred near the
+    /// middle at a position drawn from the seed.
+    fn damage_control(&mut self, seed: u32, amount: f32) {
+        let Some(g) = self.grower.as_mut() else {
+            return;
+        };
+        let side = amount.sqrt();
+        let n = self.damage_events;
+        self.damage_events += 1;
+        let jitter = |i: u64| (rng::uniform(u64::from(seed), rng::DAMAGE_STREAM, 2 * n + i) - 0.5) * 0.5;
+        let (cm, ct) = (0.5 + jitter(0) * (1.0 - side), 0.5 + jitter(1));
+        let (mel0, mel1) = (cm - side / 2.0, cm + side / 2.0);
+        let (t0, t1) = ((ct - side / 2.0).rem_euclid(1.0), (ct + side / 2.0).rem_euclid(1.0));
+        if side >= 1.0 {
+            g.damage_fraction(0.0, 1.0, 0.0, 1.0);
+        } else {
+            g.damage_fraction(mel0, mel1, t0, t1);
+        }
+        self.after_damage();
+    }
+
+    /// After damage: grow further so the wound regrows, then vocode.
+    fn after_damage(&mut self) {
+        let Some(g) = self.grower.as_mut() else {
+            return;
+        };
+        let regrow = g.nca().info().growth_steps;
+        self.extra = self.extra.saturating_add(regrow);
+        if let Some(a) = self.applied {
+            let key_growth = a.growth.saturating_add(self.extra);
+            g.set_target(a.seed, key_growth, a.frames, a.fire_rate, a.mutation);
+        }
+        self.dirty = true;
+        self.snapshot_stale = true;
+        self.stuck = false;
+    }
+
+    /// One loop iteration with a model loaded: a step, a vocode, or a wait.
+    fn tick(&mut self) {
+        let Some(grower) = self.grower.as_mut() else {
+            return;
+        };
+        self.status.target.store(grower.target(), Ordering::Relaxed);
+        if !grower.done() && !self.stuck {
+            let t0 = Instant::now();
+            let result = grower.advance(1);
+            let dt = t0.elapsed().as_secs_f64();
+            match result {
+                Ok(n) if n > 0 => {
+                    let per = dt / f64::from(n);
+                    let s = self.step_time.map_or(per, |s| 0.8 * s + 0.2 * per);
+                    self.step_time = Some(s);
+                    if s > 0.0 {
+                        self.status.steps_per_s.store((1.0 / s) as f32, Ordering::Relaxed);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.stuck = true;
+                    *self.status.error.lock() = format!("growth stopped: {e}");
+                }
+            }
+            self.status.step.store(grower.nca().steps(), Ordering::Relaxed);
+            self.snapshot_stale = true;
+            self.publish_snapshot(false);
+            self.last_tick = Instant::now();
+            return;
+        }
+        self.status.step.store(grower.nca().steps(), Ordering::Relaxed);
+        self.publish_snapshot(true);
+        let now = Instant::now();
+        let dt = now.duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        if self.dirty && !self.stuck {
+            if self.vocode() {
+                self.dirty = false;
+            } else {
+                self.wait();
+            }
+            return;
+        }
+        let drift = sanitize(self.controls.drift.load(Ordering::Relaxed), 0.0, 1000.0);
+        if drift > 0.0 && !self.stuck {
+            self.drift_credit = (self.drift_credit + dt * f64::from(drift)).min(4.0);
+            if self.drift_credit >= 1.0 {
+                let whole = self.drift_credit.floor();
+                self.drift_credit -= whole;
+                self.extra = self.extra.saturating_add(whole as u32);
+                if let (Some(a), Some(g)) = (self.applied, self.grower.as_mut()) {
+                    g.set_target(a.seed, a.growth.saturating_add(self.extra), a.frames, a.fire_rate, a.mutation);
+                }
+                return;
+            }
+            let changed = self.vocoded_step != self.grower.as_ref().map(|g| g.nca().steps());
+            if changed && self.last_vocode.elapsed() >= DRIFT_VOCODE_INTERVAL {
+                self.vocode();
+                return;
+            }
+        } else {
+            self.drift_credit = 0.0;
+        }
+        self.wait();
+    }
+
+    /// Publishes the current spectrogram to the editor, at most ~30 times a
+    /// second unless `force` (then only if it changed since the last one).
+    fn publish_snapshot(&mut self, force: bool) {
+        if !self.snapshot_stale {
+            return;
+        }
+        if !force && self.last_snapshot.elapsed() < SNAPSHOT_INTERVAL {
+            return;
+        }
+        let Some(g) = self.grower.as_ref() else {
+            return;
+        };
+        g.nca().spectrogram_into(self.snapshots.input_buffer_mut());
+        self.snapshots.publish();
+        self.last_snapshot = Instant::now();
+        self.snapshot_stale = false;
+    }
+
+    /// Vocodes the current state and publishes it as a generation. Returns
+    /// false when nothing could be published (no free buffer, or an error).
+    fn vocode(&mut self) -> bool {
+        let Some(mut slot) = self.spare.take().or_else(|| self.producer.acquire()) else {
+            return false;
+        };
+        let Some(grower) = self.grower.as_mut() else {
+            self.spare = Some(slot);
+            return false;
+        };
+        let want_bigvgan = self.controls.vocoder.load(Ordering::Relaxed) == 1;
+        let vocoder: &mut dyn Vocoder = match (&mut self.bigvgan, &mut self.inverter) {
+            (Some(b), _) if want_bigvgan => b,
+            (_, Some(i)) => i,
+            _ => {
+                self.spare = Some(slot);
+                return false;
+            }
+        };
+        let sample_rate = vocoder.mel_config().sample_rate;
+        let step = grower.nca().steps();
+        let spec = grower.spectrogram();
+        let t0 = Instant::now();
+        let result = vocoder.synthesize(spec, &mut self.audio);
+        let took = t0.elapsed().as_secs_f64();
+        self.last_vocode = Instant::now();
+        if let Err(e) = result {
+            self.spare = Some(slot);
+            self.vocoded_step = Some(step);
+            if !self.stopping() {
+                self.set_error(format!("vocoder failed: {e}"));
+            }
+            return false;
+        }
+        let seconds = self.audio.len() as f64 / f64::from(sample_rate.max(1));
+        if seconds > 0.0 {
+            self.status.vocoder_rtf.store((took / seconds) as f32, Ordering::Relaxed);
+        }
+        slot.fill_from(&self.audio);
+        slot.sample_rate = sample_rate;
+        self.generation += 1;
+        slot.id = self.generation;
+        slot.looped = true;
+        match self.producer.publish(slot) {
+            Ok(()) => {
+                self.status.generation.store(self.generation, Ordering::Release);
+                self.vocoded_step = Some(step);
+                if want_bigvgan && self.bigvgan.is_none() {
+                    self.set_error("BigVGAN is selected but no vocoder file is loaded; using the built-in vocoder");
+                } else if self.status.error.lock().starts_with("vocoder failed")
+                    || self.status.error.lock().starts_with("BigVGAN is selected")
+                {
+                    self.clear_error();
+                }
+                true
+            }
+            Err(slot) => {
+                self.spare = Some(slot);
+                false
+            }
+        }
+    }
+}
+
+/// Clamps a control value; NaN becomes the lower bound.
+fn sanitize(v: f32, lo: f32, hi: f32) -> f32 {
+    if v.is_nan() {
+        lo
+    } else {
+        v.clamp(lo, hi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_onnx::{nca_model, Rule};
+
+    fn grower() -> Grower {
+        let m = NcaModel::from_bytes(&nca_model(4, 8, Rule::Conv), "test".into()).unwrap();
+        Grower::new(Nca::new(m))
+    }
+
+    fn bits(s: &Spectrogram) -> Vec<u32> {
+        s.data.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn frames_for_length() {
+        let mel = MelConfig::bigvgan_22k();
+        assert_eq!(frames_for(1.0, &mel), 86);
+        assert_eq!(frames_for(0.0, &mel), MIN_FRAMES);
+        assert_eq!(frames_for(1e9, &mel), MAX_FRAMES);
+        assert_eq!(frames_for(f32::NAN, &mel), MIN_FRAMES);
+    }
+
+    #[test]
+    fn grow_is_deterministic_and_seed_dependent() {
+        let mut a = grower();
+        let mut b = grower();
+        let sa = bits(a.grow(7, 40, 24, 0.5, 0.01).unwrap());
+        let sb = bits(b.grow(7, 40, 24, 0.5, 0.01).unwrap());
+        assert_eq!(sa, sb);
+        let sc = bits(b.grow(8, 40, 24, 0.5, 0.01).unwrap());
+        assert_ne!(sa, sc);
+    }
+
+    #[test]
+    fn backward_scrub_equals_fresh_growth() {
+        let mut g = grower();
+        g.grow(3, 70, 20, 0.5, 0.02).unwrap();
+        assert_eq!(g.checkpoint_count(), 4); // 16, 32, 48, 64
+        for target in [50, 33, 32, 5, 0, 64] {
+            let scrubbed = bits(g.grow(3, target, 20, 0.5, 0.02).unwrap());
+            let fresh = bits(grower().grow(3, target, 20, 0.5, 0.02).unwrap());
+            assert_eq!(scrubbed, fresh, "target {target}");
+            assert_eq!(g.nca().steps(), target);
+        }
+        // Backward to 50 restored checkpoint 48 and stepped 2, not 50.
+        g.set_target(3, 50, 20, 0.5, 0.02);
+        assert_eq!(g.nca().steps(), 48);
+    }
+
+    #[test]
+    fn changing_trajectory_parameters_regrows() {
+        let mut g = grower();
+        let base = bits(g.grow(1, 20, 16, 0.5, 0.0).unwrap());
+        let other_rate = bits(g.grow(1, 20, 16, 0.7, 0.0).unwrap());
+        assert_ne!(base, other_rate);
+        let again = bits(g.grow(1, 20, 16, 0.5, 0.0).unwrap());
+        assert_eq!(base, again);
+        let longer = g.grow(1, 20, 32, 0.5, 0.0).unwrap();
+        assert_eq!(longer.frames, 32);
+    }
+
+    #[test]
+    fn damage_branches_history() {
+        let mut g = grower();
+        g.grow(2, 40, 16, 0.5, 0.0).unwrap();
+        g.damage_fraction(0.0, 1.0, 0.25, 0.5);
+        let damaged = g.spectrogram().clone();
+        // Frames 4..8 of the visible channel are zero → offset value.
+        assert_eq!(damaged.at(3, 5), -5.0);
+        // Regrowing from the damage continues from the damaged state...
+        let regrown = bits(g.grow(2, 60, 16, 0.5, 0.0).unwrap());
+        let undamaged = bits(grower().grow(2, 60, 16, 0.5, 0.0).unwrap());
+        assert_ne!(regrown, undamaged);
+        // ...and scrubbing back before it undoes it.
+        let before = bits(g.grow(2, 30, 16, 0.5, 0.0).unwrap());
+        assert_eq!(before, bits(grower().grow(2, 30, 16, 0.5, 0.0).unwrap()));
+    }
+
+    #[test]
+    fn nan_model_reports_error() {
+        let m = NcaModel::from_bytes(&nca_model(4, 8, Rule::Poison), "poison".into()).unwrap();
+        let mut g = Grower::new(Nca::new(m));
+        let e = g.grow(1, 5, 16, 1.0, 0.0).unwrap_err();
+        assert!(e.to_string().contains("kept the previous state"), "{e}");
+        assert_eq!(g.nca().steps(), 0);
+    }
+}

@@ -1,0 +1,361 @@
+//! Grown: an instrument that grows sounds with a neural cellular automaton.
+//!
+//! The data path reads top to bottom: params → engine → spectrogram → vocoder
+//! → queue → voices → output. See ARCHITECTURE.md for the threads.
+
+pub mod editor;
+pub mod engine;
+pub mod mel;
+pub mod model;
+pub mod nca;
+pub mod params;
+pub mod queue;
+pub mod render;
+pub mod rng;
+pub mod runtime;
+pub mod vocoder;
+pub mod voice;
+
+use engine::{Engine, EngineControls, EngineStatus};
+use mel::Spectrogram;
+use nice_plug::midi::{Channel, Key, VoiceID};
+use nice_plug::prelude::*;
+use params::{GrownParams, LoopMode, VocoderChoice};
+use parking_lot::Mutex;
+use queue::GenerationConsumer;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use voice::{SoftLimiter, VoiceSettings, Voices};
+
+/// Buffers in flight between the vocoder and the audio thread: one playing, one
+/// fading out during a morph, one being written, one spare.
+pub const GENERATION_POOL: usize = 4;
+/// Longest sound a generation buffer holds: the Length parameter's maximum at the
+/// highest vocoder sample rate we accept (48 kHz).
+pub const GENERATION_CAPACITY: usize = 8 * 48_000;
+/// Sub-block length between event checks, so voices see note events sample-accurately
+/// without rendering one sample at a time.
+const MAX_SUB_BLOCK: usize = 64;
+
+pub struct Grown {
+    /// Parameters shared with the host, the editor and the engine.
+    params: Arc<GrownParams>,
+    /// Parameter values mirrored as atomics for the engine thread, written once per block.
+    controls: Arc<EngineControls>,
+    /// Engine figures and messages for the editor (steps/s, provider, errors).
+    status: Arc<EngineStatus>,
+    /// The background engine; spawned on first activation so scanning stays cheap.
+    engine: Option<Engine>,
+    /// The model file the running engine was told to load, to notice state restores.
+    engine_model: Option<PathBuf>,
+    /// The vocoder file the running engine was told to load.
+    engine_vocoder: Option<PathBuf>,
+    /// Audio side of the generation queue: new sounds arrive here, old buffers go back.
+    consumer: Option<GenerationConsumer>,
+    /// Fixed voice array plus the bank of current/previous generations.
+    voices: Voices,
+    /// Guards the bus against overs and replaces NaN/Inf with silence.
+    limiter: SoftLimiter,
+    /// Engine side of the editor's spectrogram triple buffer, until the engine takes it.
+    snapshot_input: Option<triple_buffer::Input<Spectrogram>>,
+    /// Editor side of the triple buffer; shared because the editor can be reopened.
+    snapshot_output: Arc<Mutex<triple_buffer::Output<Spectrogram>>>,
+    /// Normalised pitch-bend wheel position, -1..1, kept across blocks.
+    bend: f32,
+}
+
+impl Default for Grown {
+    fn default() -> Self {
+        let (snapshot_input, snapshot_output) = triple_buffer::triple_buffer(&Spectrogram::default());
+        Self {
+            params: Arc::new(GrownParams::default()),
+            controls: Arc::new(EngineControls::default()),
+            status: Arc::new(EngineStatus::default()),
+            engine: None,
+            engine_model: None,
+            engine_vocoder: None,
+            consumer: None,
+            voices: Voices::new(),
+            limiter: SoftLimiter::new(),
+            snapshot_input: Some(snapshot_input),
+            snapshot_output: Arc::new(Mutex::new(snapshot_output)),
+            bend: 0.0,
+        }
+    }
+}
+
+impl Grown {
+    /// Copies the growth parameters into the engine's atomics; cheap and lock-free.
+    fn sync_controls(&self) {
+        let p = &self.params;
+        let c = &self.controls;
+        c.growth.store(p.growth.value().max(0) as u32, Ordering::Relaxed);
+        c.seed.store(p.seed.value().max(0) as u32, Ordering::Relaxed);
+        c.drift.store(p.drift.value(), Ordering::Relaxed);
+        c.fire_rate.store(p.fire_rate.value(), Ordering::Relaxed);
+        c.mutation.store(p.mutation.value(), Ordering::Relaxed);
+        c.damage.store(p.damage.value(), Ordering::Relaxed);
+        c.length_s.store(p.length.value(), Ordering::Relaxed);
+        let vocoder = match p.vocoder.value() {
+            VocoderChoice::BuiltIn => 0,
+            VocoderChoice::BigVgan => 1,
+        };
+        c.vocoder.store(vocoder, Ordering::Relaxed);
+    }
+
+    fn voice_settings(&self) -> VoiceSettings {
+        let p = &self.params;
+        VoiceSettings {
+            attack_s: p.attack.value(),
+            decay_s: p.decay.value(),
+            sustain: p.sustain.value(),
+            release_s: p.release.value(),
+            root_note: p.root_note.value() as f32,
+            bend_range: p.bend_range.value(),
+            gain: 1.0,
+            looping: p.loop_mode.value() == LoopMode::Loop,
+            morph_s: p.morph.value(),
+            polyphony: p.polyphony.value().clamp(1, voice::MAX_VOICES as i32) as usize,
+        }
+    }
+
+    /// Tells a running engine about model files changed by a state restore or the editor.
+    fn sync_model_files(&mut self) {
+        let Some(engine) = &self.engine else { return };
+        let model = params::read_path(&self.params.model_path);
+        if model != self.engine_model {
+            if let Some(path) = &model {
+                let _ = engine
+                    .commands()
+                    .send(engine::EngineCommand::LoadModel(path.clone()));
+            }
+            self.engine_model = model;
+        }
+        let vocoder = params::read_path(&self.params.vocoder_path);
+        if vocoder != self.engine_vocoder {
+            let _ = engine
+                .commands()
+                .send(engine::EngineCommand::LoadVocoder(vocoder.clone()));
+            self.engine_vocoder = vocoder;
+        }
+    }
+
+    fn handle_event(&mut self, event: NoteEvent<()>, settings: &VoiceSettings) {
+        match event {
+            NoteEvent::NoteOn {
+                voice_id,
+                channel,
+                key,
+                velocity,
+                ..
+            } => {
+                if let Some(note) = key.number() {
+                    self.voices.note_on(
+                        settings,
+                        note,
+                        velocity,
+                        channel.number().unwrap_or(0),
+                        voice_id.id(),
+                    );
+                }
+            }
+            NoteEvent::NoteOff {
+                voice_id,
+                channel,
+                key,
+                ..
+            } => {
+                if let Some(note) = key.number() {
+                    self.voices
+                        .note_off(note, channel.number().unwrap_or(0), voice_id.id());
+                }
+            }
+            NoteEvent::Choke {
+                voice_id,
+                channel,
+                key,
+                ..
+            } => {
+                if let Some(note) = key.number() {
+                    self.voices
+                        .choke(note, channel.number().unwrap_or(0), voice_id.id());
+                }
+            }
+            NoteEvent::MidiPitchBend { value, .. } => {
+                self.bend = (value * 2.0 - 1.0).clamp(-1.0, 1.0);
+                self.voices.pitch_bend(self.bend);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Plugin for Grown {
+    const NAME: &'static str = "Grown";
+    const VENDOR: &'static str = "Grown";
+    const URL: &'static str = "https://example.invalid/grown";
+    const EMAIL: &'static str = "grown@example.invalid";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[AudioIOLayout {
+        main_input_channels: None,
+        main_output_channels: NonZeroU32::new(2),
+        ..AudioIOLayout::const_default()
+    }];
+
+    const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    const SAMPLE_ACCURATE_AUTOMATION: bool = true;
+
+    type SysExMessage = ();
+    type BackgroundTask = ();
+    type Editor = editor::GrownEguiEditor;
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(
+            self.params.clone(),
+            self.status.clone(),
+            self.snapshot_output.clone(),
+        )
+    }
+
+    fn activate(
+        &mut self,
+        _audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        self.voices
+            .set_output_sample_rate(buffer_config.sample_rate);
+        self.sync_controls();
+        if self.engine.is_none() {
+            // The engine loads ONNX Runtime and the model on its own thread, so neither
+            // scanning nor activation waits for them.
+            let (producer, consumer) = queue::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
+            let Some(snapshots) = self.snapshot_input.take() else {
+                return false;
+            };
+            self.engine_model = params::read_path(&self.params.model_path);
+            self.engine_vocoder = params::read_path(&self.params.vocoder_path);
+            let engine = Engine::spawn(
+                self.controls.clone(),
+                self.status.clone(),
+                producer,
+                snapshots,
+                self.engine_model.clone(),
+            );
+            if let Some(path) = &self.engine_vocoder {
+                let _ = engine
+                    .commands()
+                    .send(engine::EngineCommand::LoadVocoder(Some(path.clone())));
+            }
+            self.engine = Some(engine);
+            self.consumer = Some(consumer);
+        } else {
+            self.sync_model_files();
+        }
+        true
+    }
+
+    fn reset(&mut self) {
+        self.voices.reset();
+        self.bend = 0.0;
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        self.sync_controls();
+        if let Some(consumer) = &mut self.consumer {
+            while let Some(generation) = consumer.receive() {
+                self.voices
+                    .receive(generation, &mut |old| consumer.recycle(old));
+            }
+        }
+
+        let settings = self.voice_settings();
+        let num_samples = buffer.samples();
+        let outputs = buffer.as_slice();
+        let (left, right) = outputs.split_at_mut(1);
+        let (left, right) = (&mut *left[0], &mut *right[0]);
+        left.fill(0.0);
+        right.fill(0.0);
+
+        let mut next_event = context.next_event();
+        let mut block_start = 0usize;
+        while block_start < num_samples {
+            // Events due at or before this sample take effect first.
+            while let Some(event) = next_event {
+                if event.timing() as usize > block_start {
+                    break;
+                }
+                self.handle_event(event, &settings);
+                next_event = context.next_event();
+            }
+            let mut block_end = (block_start + MAX_SUB_BLOCK).min(num_samples);
+            if let Some(event) = next_event {
+                block_end = block_end.min(event.timing() as usize).max(block_start + 1);
+            }
+
+            let mut ended = |end: voice::VoiceEnd| {
+                let _ = context.try_send_event(NoteEvent::VoiceTerminated {
+                    timing: end.timing,
+                    voice_id: end.voice_id.map_or(VoiceID::Wildcard, VoiceID::ID),
+                    channel: Channel::Number(end.channel),
+                    key: Key::Number(end.note),
+                });
+            };
+            self.voices.render(
+                &settings,
+                &mut left[block_start..block_end],
+                &mut right[block_start..block_end],
+                block_start as u32,
+                &mut ended,
+            );
+            for i in block_start..block_end {
+                let gain = self.params.gain.smoothed.next();
+                left[i] *= gain;
+                right[i] *= gain;
+            }
+            block_start = block_end;
+        }
+        self.limiter.process(left, right);
+        ProcessStatus::Normal
+    }
+
+    fn deactivate(&mut self) {
+        self.voices.reset();
+    }
+}
+
+impl ClapPlugin for Grown {
+    const CLAP_ID: &'static str = "com.grown.grown";
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Plays sounds grown by a neural cellular automaton");
+    const CLAP_MANUAL_URL: Option<&'static str> = None;
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::Instrument,
+        ClapFeature::Synthesizer,
+        ClapFeature::Sampler,
+        ClapFeature::Stereo,
+    ];
+}
+
+impl Vst3Plugin for Grown {
+    const VST3_CLASS_ID: [u8; 16] = *b"GrownNcaInstrmnt";
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] =
+        &[Vst3SubCategory::Instrument, Vst3SubCategory::Synth];
+}
+
+nice_export_clap!(Grown);
+nice_export_vst3!(Grown);

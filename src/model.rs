@@ -1,0 +1,1030 @@
+//! NCA model files: reading, validating against the contract in
+//! `models/README.md`, and opening an ONNX Runtime session for them.
+//!
+//! Validation happens in two stages. The metadata is read straight from the
+//! file's protobuf (no ONNX Runtime needed), so a file from a newer contract
+//! or with a missing key is refused with a precise message even on a machine
+//! where the runtime is missing. The graph's inputs and outputs are then
+//! checked against the session ONNX Runtime built, because only the runtime
+//! knows the final types and shapes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+
+use crate::mel::MelConfig;
+use crate::runtime::{self, SessionProvider};
+
+/// The contract version this build understands.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The model that ships inside the binary, so the instrument makes sound
+/// without any file next to it.
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../models/nca/strings.onnx");
+
+/// Source string of [`DEFAULT_MODEL`], shown in the status line.
+pub const DEFAULT_MODEL_SOURCE: &str = "embedded:strings";
+
+/// Everything the metadata of an NCA file declares (see models/README.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    /// `grown.contract`; always [`CONTRACT_VERSION`] after validation, kept
+    /// for display and for files written back out.
+    pub contract: u32,
+    /// `grown.representation`; decides how the visible channel is read (only
+    /// `mel` is implemented).
+    pub representation: String,
+    /// `grown.channels`: C, the depth of the state tensor.
+    pub channels: usize,
+    /// `grown.spec_channel`: which channel is the visible spectrogram.
+    pub spec_channel: usize,
+    /// `grown.spec_scale`: natural-log mel = scale * state + offset.
+    pub spec_scale: f32,
+    /// `grown.spec_offset`: see `spec_scale`.
+    pub spec_offset: f32,
+    /// `grown.mel`: the analysis the model was trained on; the vocoder must match.
+    pub mel: MelConfig,
+    /// `grown.growth_steps`: the default number of steps to grow.
+    pub growth_steps: u32,
+    /// `grown.fire_rate`: the default per-cell update probability.
+    pub fire_rate: f32,
+    /// Standard deviation of the seed state (`grown.seed_state` `{"kind":"normal","std":s}`).
+    pub seed_std: f32,
+    /// `grown.train_frames`: the length the model was trained at (a sensible default length).
+    pub train_frames: usize,
+    /// `grown.perception`: informational, shown in the model details.
+    pub perception: String,
+    /// `grown.unroll`: NCA steps applied per call (K rows in `update_mask`).
+    pub unroll: usize,
+    /// `grown.target`: training target and its author, for attribution.
+    pub target: String,
+    /// `grown.license`: licence of the training target, for attribution.
+    pub license: String,
+}
+
+/// Why a model could not be used. `Display` is one clear line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelError {
+    /// The file does not exist.
+    Missing(PathBuf),
+    /// The bytes are not an ONNX model (wrong file, or truncated).
+    NotOnnx(String),
+    /// An ONNX model that breaks the Grown contract; the text says which rule.
+    Contract(String),
+    /// Written for a newer contract than this build understands.
+    FutureVersion(u32),
+    /// The file could not be read.
+    Io(String),
+    /// ONNX Runtime is unavailable or failed (loading or running the model).
+    Runtime(String),
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::Missing(p) => write!(f, "model file not found: {}", p.display()),
+            ModelError::NotOnnx(m) => write!(f, "not an ONNX model: {m}"),
+            ModelError::Contract(m) => write!(f, "model breaks the Grown contract: {m}"),
+            ModelError::FutureVersion(v) => write!(
+                f,
+                "model uses contract version {v}, this build understands version {CONTRACT_VERSION}; update Grown"
+            ),
+            ModelError::Io(m) => write!(f, "could not read model: {m}"),
+            ModelError::Runtime(m) => write!(f, "ONNX Runtime error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// A loaded NCA model: its validated metadata and a ready session.
+pub struct NcaModel {
+    /// Validated metadata.
+    pub info: ModelInfo,
+    /// Where it came from: a path, or [`DEFAULT_MODEL_SOURCE`]; for the status line.
+    pub source: String,
+    /// Which provider runs the session and why, for the status line.
+    pub provider: SessionProvider,
+    /// The ONNX Runtime session (one NCA step, or `unroll` steps, per run).
+    pub(crate) session: Session,
+}
+
+impl fmt::Debug for NcaModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NcaModel")
+            .field("info", &self.info)
+            .field("source", &self.source)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NcaModel {
+    /// Loads and validates an NCA model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        if !path.exists() {
+            return Err(ModelError::Missing(path.to_path_buf()));
+        }
+        let bytes = std::fs::read(path).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&bytes, path.display().to_string())
+    }
+
+    /// The model embedded in the binary ([`DEFAULT_MODEL`]).
+    pub fn load_embedded_default() -> Result<Self, ModelError> {
+        Self::from_bytes(DEFAULT_MODEL, DEFAULT_MODEL_SOURCE.to_string())
+    }
+
+    /// Validates ONNX bytes and opens a session; `source` names them in messages.
+    pub fn from_bytes(bytes: &[u8], source: String) -> Result<Self, ModelError> {
+        let meta = read_metadata(bytes)?;
+        let info = parse_metadata(&meta)?;
+        let (session, provider) = runtime::create_session(bytes).map_err(|e| classify_load_error(&source, e))?;
+        check_graph(&session, &info)?;
+        Ok(Self {
+            info,
+            source,
+            provider,
+            session,
+        })
+    }
+}
+
+/// ONNX Runtime's load errors are either "these bytes are not a model" or
+/// everything else (missing runtime, unsupported operator, ...).
+fn classify_load_error(source: &str, e: String) -> ModelError {
+    if e.to_ascii_lowercase().contains("protobuf") {
+        ModelError::NotOnnx(format!("{source}: {e}"))
+    } else {
+        ModelError::Runtime(format!("{source}: {e}"))
+    }
+}
+
+/// Value of a required metadata key.
+pub(crate) fn required<'a>(map: &'a HashMap<String, String>, key: &str) -> Result<&'a str, ModelError> {
+    map.get(key)
+        .map(|s| s.as_str())
+        .ok_or_else(|| ModelError::Contract(format!("metadata key `{key}` is missing")))
+}
+
+/// Parses a required numeric key.
+fn number<T: std::str::FromStr>(map: &HashMap<String, String>, key: &str) -> Result<T, ModelError> {
+    let v = required(map, key)?;
+    v.trim()
+        .parse()
+        .map_err(|_| ModelError::Contract(format!("metadata `{key}` = `{v}` is not a valid number")))
+}
+
+/// Checks `grown.contract`: the first thing read, so a future file is
+/// reported as such even if its other keys changed.
+pub(crate) fn check_contract(map: &HashMap<String, String>) -> Result<u32, ModelError> {
+    let v: u32 = number(map, "grown.contract")?;
+    if v > CONTRACT_VERSION {
+        return Err(ModelError::FutureVersion(v));
+    }
+    if v < 1 {
+        return Err(ModelError::Contract(format!("metadata `grown.contract` = {v} is not a version")));
+    }
+    Ok(v)
+}
+
+/// Parses and validates the metadata of an NCA file (pure; no runtime needed).
+pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelError> {
+    let contract = check_contract(map)?;
+    let kind = required(map, "grown.kind")?;
+    if kind != "nca" {
+        return Err(ModelError::Contract(if kind == "vocoder" {
+            "this is a vocoder file (`grown.kind` = vocoder), not an NCA model".to_string()
+        } else {
+            format!("metadata `grown.kind` = `{kind}`, expected `nca`")
+        }));
+    }
+    let representation = required(map, "grown.representation")?.to_string();
+    match representation.as_str() {
+        "mel" => {}
+        "stft-ms" => {
+            return Err(ModelError::Contract(
+                "representation `stft-ms` is reserved for stereo models and not supported by this build".to_string(),
+            ))
+        }
+        other => {
+            return Err(ModelError::Contract(format!(
+                "metadata `grown.representation` = `{other}`, expected `mel`"
+            )))
+        }
+    }
+    let channels: usize = number(map, "grown.channels")?;
+    if channels == 0 {
+        return Err(ModelError::Contract("`grown.channels` must be at least 1".into()));
+    }
+    let spec_channel: usize = number(map, "grown.spec_channel")?;
+    if spec_channel >= channels {
+        return Err(ModelError::Contract(format!(
+            "`grown.spec_channel` = {spec_channel} is not a channel (the model has {channels})"
+        )));
+    }
+    let spec_scale: f32 = number(map, "grown.spec_scale")?;
+    if !spec_scale.is_finite() || spec_scale == 0.0 {
+        return Err(ModelError::Contract(format!(
+            "`grown.spec_scale` = {spec_scale} must be finite and non-zero"
+        )));
+    }
+    let spec_offset: f32 = number(map, "grown.spec_offset")?;
+    if !spec_offset.is_finite() {
+        return Err(ModelError::Contract("`grown.spec_offset` must be finite".into()));
+    }
+    let mel = MelConfig::from_json(required(map, "grown.mel")?)
+        .map_err(|e| ModelError::Contract(format!("`grown.mel`: {e}")))?;
+    let growth_steps: u32 = number(map, "grown.growth_steps")?;
+    if growth_steps == 0 {
+        return Err(ModelError::Contract("`grown.growth_steps` must be at least 1".into()));
+    }
+    let fire_rate: f32 = number(map, "grown.fire_rate")?;
+    if !(fire_rate > 0.0 && fire_rate <= 1.0) {
+        return Err(ModelError::Contract(format!(
+            "`grown.fire_rate` = {fire_rate} must be in (0, 1]"
+        )));
+    }
+    let seed_std = parse_seed_state(required(map, "grown.seed_state")?)?;
+    let train_frames: usize = number(map, "grown.train_frames")?;
+    if train_frames == 0 {
+        return Err(ModelError::Contract("`grown.train_frames` must be at least 1".into()));
+    }
+    let perception = required(map, "grown.perception")?.to_string();
+    let unroll: usize = number(map, "grown.unroll")?;
+    if unroll == 0 {
+        return Err(ModelError::Contract("`grown.unroll` must be at least 1".into()));
+    }
+    let target = required(map, "grown.target")?.to_string();
+    let license = required(map, "grown.license")?.to_string();
+    Ok(ModelInfo {
+        contract,
+        representation,
+        channels,
+        spec_channel,
+        spec_scale,
+        spec_offset,
+        mel,
+        growth_steps,
+        fire_rate,
+        seed_std,
+        train_frames,
+        perception,
+        unroll,
+        target,
+        license,
+    })
+}
+
+/// `{"kind":"normal","std":s}` → `s`.
+fn parse_seed_state(s: &str) -> Result<f32, ModelError> {
+    let bad = |why: String| ModelError::Contract(format!("`grown.seed_state` = `{s}`: {why}"));
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON ({e})")))?;
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some("normal") => {}
+        Some(other) => return Err(bad(format!("kind `{other}` is not supported (only `normal`)"))),
+        None => return Err(bad("missing `kind`".into())),
+    }
+    let std = v
+        .get("std")
+        .and_then(|x| x.as_f64())
+        .ok_or_else(|| bad("missing numeric `std`".into()))?;
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(bad("`std` must be finite and ≥ 0".into()));
+    }
+    Ok(std as f32)
+}
+
+/// Checks the session's inputs and outputs against the contract's graph table.
+fn check_graph(session: &Session, info: &ModelInfo) -> Result<(), ModelError> {
+    let c = info.channels as i64;
+    let m = info.mel.n_mels as i64;
+    let k = info.unroll as i64;
+    let mut saw_state = false;
+    let mut saw_mask = false;
+    for input in session.inputs() {
+        match input.name() {
+            "state" => {
+                check_tensor("input `state`", input.dtype(), &[Some(1), Some(c), Some(m), None], true)?;
+                saw_state = true;
+            }
+            "update_mask" => {
+                check_tensor("input `update_mask`", input.dtype(), &[Some(k), Some(1), Some(m), None], true)?;
+                saw_mask = true;
+            }
+            other => {
+                return Err(ModelError::Contract(format!(
+                    "unexpected input `{other}` (the graph must take exactly `state` and `update_mask`)"
+                )))
+            }
+        }
+    }
+    if !saw_state {
+        return Err(ModelError::Contract("the graph has no input named `state`".into()));
+    }
+    if !saw_mask {
+        return Err(ModelError::Contract("the graph has no input named `update_mask`".into()));
+    }
+    let out = session
+        .outputs()
+        .iter()
+        .find(|o| o.name() == "next_state")
+        .ok_or_else(|| ModelError::Contract("the graph has no output named `next_state`".into()))?;
+    check_tensor("output `next_state`", out.dtype(), &[Some(1), Some(c), Some(m), None], false)
+}
+
+/// Checks one tensor's element type and shape. `expected` gives the fixed
+/// size of each axis, or `None` for the dynamic frames axis. For inputs the
+/// frames axis must really be dynamic (the plugin chooses the length) and the
+/// other axes must be fixed as declared, except that a dynamic leading axis
+/// is accepted; outputs may leave any axis symbolic (exporters often do).
+pub(crate) fn check_tensor(what: &str, ty: &ValueType, expected: &[Option<i64>], input: bool) -> Result<(), ModelError> {
+    let ValueType::Tensor { ty: elem, shape, .. } = ty else {
+        return Err(ModelError::Contract(format!("{what} must be a tensor, found {ty}")));
+    };
+    if *elem != TensorElementType::Float32 {
+        return Err(ModelError::Contract(format!("{what} must be float32, found {elem}")));
+    }
+    if shape.len() != expected.len() {
+        return Err(ModelError::Contract(format!(
+            "{what} must have {} axes, found {} ({ty})",
+            expected.len(),
+            shape.len()
+        )));
+    }
+    for (axis, (&got, want)) in shape.iter().zip(expected).enumerate() {
+        match want {
+            Some(w) => {
+                let dynamic_ok = !input || axis == 0;
+                if got != *w && !(got < 0 && dynamic_ok) {
+                    return Err(ModelError::Contract(format!(
+                        "{what} axis {axis} must be {w}, found {} ({ty})",
+                        if got < 0 { "dynamic".to_string() } else { got.to_string() }
+                    )));
+                }
+            }
+            None => {
+                if input && got >= 0 {
+                    return Err(ModelError::Contract(format!(
+                        "{what} axis {axis} (frames) must be dynamic, found fixed size {got}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Minimal protobuf reading: enough to check that bytes are a ModelProto and to
+// pull out `metadata_props` without ONNX Runtime.
+
+/// One field of a protobuf message.
+enum Field<'a> {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire types 1 and 5 (not needed beyond skipping).
+    Fixed,
+    /// Wire type 2.
+    Bytes(&'a [u8]),
+}
+
+/// Reads a varint at `*pos`.
+fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Splits a message into `(field number, value)` pairs, or explains why the
+/// bytes are not a well-formed message.
+fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let at = pos;
+        let key = read_varint(buf, &mut pos).ok_or_else(|| format!("malformed field key at byte {at}"))?;
+        let (num, wire) = (key >> 3, key & 7);
+        if num == 0 {
+            return Err(format!("field number 0 at byte {at}"));
+        }
+        let field = match wire {
+            0 => Field::Varint(read_varint(buf, &mut pos).ok_or_else(|| format!("malformed varint at byte {at}"))?),
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                if pos + n > buf.len() {
+                    return Err(format!("field {num} at byte {at} runs past the end ({} bytes)", buf.len()));
+                }
+                pos += n;
+                Field::Fixed
+            }
+            2 => {
+                let len = read_varint(buf, &mut pos).ok_or_else(|| format!("malformed length at byte {at}"))? as usize;
+                if len > buf.len() - pos {
+                    return Err(format!(
+                        "field {num} at byte {at} claims {len} bytes but only {} remain (truncated file?)",
+                        buf.len() - pos
+                    ));
+                }
+                let b = &buf[pos..pos + len];
+                pos += len;
+                Field::Bytes(b)
+            }
+            _ => return Err(format!("invalid wire type {wire} at byte {at}")),
+        };
+        out.push((num, field));
+    }
+    Ok(out)
+}
+
+/// Checks that `bytes` look like an ONNX ModelProto and returns its
+/// `metadata_props` as a map.
+pub(crate) fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, ModelError> {
+    if bytes.is_empty() {
+        return Err(ModelError::NotOnnx("the file is empty".into()));
+    }
+    let top = fields(bytes).map_err(ModelError::NotOnnx)?;
+    // ModelProto: 1 = ir_version, 7 = graph, 14 = metadata_props.
+    if !top.iter().any(|(n, f)| *n == 7 && matches!(f, Field::Bytes(_))) {
+        return Err(ModelError::NotOnnx("no graph in the file (not a ModelProto)".into()));
+    }
+    if !top.iter().any(|(n, f)| *n == 1 && matches!(f, Field::Varint(_))) {
+        return Err(ModelError::NotOnnx("no ir_version in the file (not a ModelProto)".into()));
+    }
+    let mut map = HashMap::new();
+    for (n, f) in &top {
+        if let (14, Field::Bytes(entry)) = (*n, f) {
+            let mut key = None;
+            let mut value = String::new();
+            for (en, ef) in fields(entry).map_err(|e| ModelError::NotOnnx(format!("metadata entry: {e}")))? {
+                if let Field::Bytes(b) = ef {
+                    let s = String::from_utf8_lossy(b).into_owned();
+                    match en {
+                        1 => key = Some(s),
+                        2 => value = s,
+                        _ => {}
+                    }
+                }
+            }
+            if let Some(k) = key {
+                map.insert(k, value);
+            }
+        }
+    }
+    Ok(map)
+}
+
+// ---------------------------------------------------------------------------
+// Test models, written as ONNX protobuf by hand so tests need neither Python
+// nor files on disk, and can produce every kind of broken model on demand.
+
+#[cfg(test)]
+pub(crate) mod test_onnx {
+    /// ONNX `TensorProto.DataType` codes used by the tests.
+    pub const FLOAT: i64 = 1;
+    /// 64-bit integer element type.
+    pub const INT64: i64 = 7;
+    /// 64-bit float element type.
+    pub const DOUBLE: i64 = 11;
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn key(out: &mut Vec<u8>, field: u64, wire: u64) {
+        varint(out, (field << 3) | wire);
+    }
+    fn bytes(out: &mut Vec<u8>, field: u64, data: &[u8]) {
+        key(out, field, 2);
+        varint(out, data.len() as u64);
+        out.extend_from_slice(data);
+    }
+    fn int(out: &mut Vec<u8>, field: u64, v: i64) {
+        key(out, field, 0);
+        varint(out, v as u64);
+    }
+
+    /// An axis of a declared input/output shape.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Dim {
+        /// Fixed size.
+        Fixed(i64),
+        /// Symbolic (dynamic) axis.
+        Param(&'static str),
+    }
+
+    /// A node attribute.
+    pub enum Attr {
+        /// Integer attribute.
+        Int(&'static str, i64),
+        /// Integer list attribute.
+        Ints(&'static str, Vec<i64>),
+    }
+
+    /// Builds a ModelProto.
+    #[derive(Default)]
+    pub struct ModelBuilder {
+        graph: Vec<u8>,
+        meta: Vec<(String, String)>,
+    }
+
+    fn value_info(name: &str, elem: i64, dims: &[Dim]) -> Vec<u8> {
+        let mut shape = Vec::new();
+        for d in dims {
+            let mut dim = Vec::new();
+            match d {
+                Dim::Fixed(v) => int(&mut dim, 1, *v),
+                Dim::Param(p) => bytes(&mut dim, 2, p.as_bytes()),
+            }
+            bytes(&mut shape, 1, &dim);
+        }
+        let mut tensor = Vec::new();
+        int(&mut tensor, 1, elem);
+        bytes(&mut tensor, 2, &shape);
+        let mut ty = Vec::new();
+        bytes(&mut ty, 1, &tensor);
+        let mut vi = Vec::new();
+        bytes(&mut vi, 1, name.as_bytes());
+        bytes(&mut vi, 2, &ty);
+        vi
+    }
+
+    impl ModelBuilder {
+        /// Declares a graph input.
+        pub fn input(&mut self, name: &str, elem: i64, dims: &[Dim]) -> &mut Self {
+            let vi = value_info(name, elem, dims);
+            bytes(&mut self.graph, 11, &vi);
+            self
+        }
+        /// Declares a graph output.
+        pub fn output(&mut self, name: &str, elem: i64, dims: &[Dim]) -> &mut Self {
+            let vi = value_info(name, elem, dims);
+            bytes(&mut self.graph, 12, &vi);
+            self
+        }
+        /// Adds a node.
+        pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Attr]) -> &mut Self {
+            let mut n = Vec::new();
+            for i in inputs {
+                bytes(&mut n, 1, i.as_bytes());
+            }
+            for o in outputs {
+                bytes(&mut n, 2, o.as_bytes());
+            }
+            bytes(&mut n, 4, op.as_bytes());
+            for a in attrs {
+                let mut ab = Vec::new();
+                match a {
+                    Attr::Int(name, v) => {
+                        bytes(&mut ab, 1, name.as_bytes());
+                        int(&mut ab, 3, *v);
+                        int(&mut ab, 20, 2);
+                    }
+                    Attr::Ints(name, vs) => {
+                        bytes(&mut ab, 1, name.as_bytes());
+                        for v in vs {
+                            int(&mut ab, 8, *v);
+                        }
+                        int(&mut ab, 20, 7);
+                    }
+                }
+                bytes(&mut n, 5, &ab);
+            }
+            bytes(&mut self.graph, 1, &n);
+            self
+        }
+        /// Adds a float initializer.
+        pub fn init_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> &mut Self {
+            let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.init_raw(name, FLOAT, dims, &raw)
+        }
+        /// Adds an int64 initializer.
+        pub fn init_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> &mut Self {
+            let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.init_raw(name, INT64, dims, &raw)
+        }
+        fn init_raw(&mut self, name: &str, elem: i64, dims: &[i64], raw: &[u8]) -> &mut Self {
+            let mut t = Vec::new();
+            for d in dims {
+                int(&mut t, 1, *d);
+            }
+            int(&mut t, 2, elem);
+            bytes(&mut t, 8, name.as_bytes());
+            bytes(&mut t, 9, raw);
+            bytes(&mut self.graph, 5, &t);
+            self
+        }
+        /// Adds (or replaces) a metadata entry.
+        pub fn meta(&mut self, k: &str, v: &str) -> &mut Self {
+            self.meta.retain(|(mk, _)| mk != k);
+            self.meta.push((k.to_string(), v.to_string()));
+            self
+        }
+        /// Removes a metadata entry.
+        pub fn drop_meta(&mut self, k: &str) -> &mut Self {
+            self.meta.retain(|(mk, _)| mk != k);
+            self
+        }
+        /// Serialises the model (IR 8, opset 17).
+        pub fn build(&self) -> Vec<u8> {
+            let mut m = Vec::new();
+            int(&mut m, 1, 8);
+            bytes(&mut m, 2, b"grown-tests");
+            let mut g = self.graph.clone();
+            bytes(&mut g, 2, b"test");
+            bytes(&mut m, 7, &g);
+            let mut opset = Vec::new();
+            bytes(&mut opset, 1, b"");
+            int(&mut opset, 2, 17);
+            bytes(&mut m, 8, &opset);
+            for (k, v) in &self.meta {
+                let mut e = Vec::new();
+                bytes(&mut e, 1, k.as_bytes());
+                bytes(&mut e, 2, v.as_bytes());
+                bytes(&mut m, 14, &e);
+            }
+            m
+        }
+    }
+
+    /// Mel config of the test models: small, but valid for the analysis.
+    pub fn test_mel_json(n_mels: usize) -> String {
+        format!(
+            r#"{{"sample_rate":8000,"n_fft":256,"hop":64,"win":256,"n_mels":{n_mels},"fmin":0.0,"fmax":4000.0}}"#
+        )
+    }
+
+    /// Metadata of a valid test NCA model.
+    pub fn nca_meta(b: &mut ModelBuilder, channels: usize, n_mels: usize) {
+        b.meta("grown.contract", "1")
+            .meta("grown.kind", "nca")
+            .meta("grown.representation", "mel")
+            .meta("grown.channels", &channels.to_string())
+            .meta("grown.spec_channel", "0")
+            .meta("grown.spec_scale", "4.0")
+            .meta("grown.spec_offset", "-5.0")
+            .meta("grown.mel", &test_mel_json(n_mels))
+            .meta("grown.growth_steps", "24")
+            .meta("grown.fire_rate", "0.5")
+            .meta("grown.seed_state", r#"{"kind":"normal","std":0.1}"#)
+            .meta("grown.train_frames", "16")
+            .meta("grown.perception", "conv3x3")
+            .meta("grown.unroll", "1")
+            .meta("grown.target", "test target")
+            .meta("grown.license", "CC0");
+    }
+
+    /// What kind of update rule the test model computes.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    pub enum Rule {
+        /// `next = state + 0.5 * mask * tanh(conv3x3(state))`: neighbours
+        /// interact, so growth spreads and trajectories diverge with the seed.
+        Conv,
+        /// `next = state * inf`: every output is NaN or infinite.
+        Poison,
+    }
+
+    /// A valid NCA model (C channels, `n_mels` bands, dynamic frames), with
+    /// its graph computing `rule`. Returned as a builder so tests can break it.
+    pub fn nca_builder(channels: usize, n_mels: usize, rule: Rule) -> ModelBuilder {
+        nca_builder_unrolled(channels, n_mels, rule, 1)
+    }
+
+    /// Like [`nca_builder`], applying the rule `unroll` times per call, row
+    /// `j` of `update_mask` masking step `j` (the contract's unrolled variant).
+    pub fn nca_builder_unrolled(channels: usize, n_mels: usize, rule: Rule, unroll: usize) -> ModelBuilder {
+        let mut b = ModelBuilder::default();
+        let c = channels as i64;
+        let m = n_mels as i64;
+        let k = unroll as i64;
+        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(c), Dim::Fixed(m), Dim::Param("frames")])
+            .input(
+                "update_mask",
+                FLOAT,
+                &[Dim::Fixed(k), Dim::Fixed(1), Dim::Fixed(m), Dim::Param("frames")],
+            )
+            .output(
+                "next_state",
+                FLOAT,
+                &[Dim::Fixed(1), Dim::Fixed(c), Dim::Fixed(m), Dim::Param("frames")],
+            );
+        match rule {
+            Rule::Conv => {
+                let n = channels * channels * 9;
+                let w: Vec<f32> = (0..n as u64).map(|i| crate::rng::normal(99, 7, i) * 0.6).collect();
+                let bias: Vec<f32> = (0..c as u64).map(|i| crate::rng::normal(99, 8, i) * 0.1).collect();
+                b.init_f32("w", &[c, c, 3, 3], &w)
+                    .init_f32("b", &[c], &bias)
+                    .init_f32("rate", &[], &[0.5])
+                    .init_i64("axis0", &[1], &[0]);
+                let mut cur = "state".to_string();
+                for j in 0..unroll {
+                    let mask = if unroll == 1 {
+                        "update_mask".to_string()
+                    } else {
+                        let (s, e) = (format!("s{j}"), format!("e{j}"));
+                        b.init_i64(&s, &[1], &[j as i64]).init_i64(&e, &[1], &[j as i64 + 1]);
+                        let out = format!("mask{j}");
+                        b.node("Slice", &["update_mask", &s, &e, "axis0"], &[&out], &[]);
+                        out
+                    };
+                    let next = if j + 1 == unroll { "next_state".to_string() } else { format!("st{j}") };
+                    let (y, t, tm, d) = (format!("y{j}"), format!("t{j}"), format!("tm{j}"), format!("d{j}"));
+                    b.node(
+                        "Conv",
+                        &[&cur, "w", "b"],
+                        &[&y],
+                        &[Attr::Ints("kernel_shape", vec![3, 3]), Attr::Ints("pads", vec![1, 1, 1, 1])],
+                    )
+                    .node("Tanh", &[&y], &[&t], &[])
+                    .node("Mul", &[&t, &mask], &[&tm], &[])
+                    .node("Mul", &[&tm, "rate"], &[&d], &[])
+                    .node("Add", &[&cur, &d], &[&next], &[]);
+                    cur = next;
+                }
+            }
+            Rule::Poison => {
+                b.init_f32("inf", &[], &[f32::INFINITY])
+                    .node("Mul", &["update_mask", "inf"], &["mi"], &[])
+                    .node("Mul", &["state", "mi"], &["next_state"], &[]);
+            }
+        }
+        nca_meta(&mut b, channels, n_mels);
+        b.meta("grown.unroll", &unroll.to_string());
+        b
+    }
+
+    /// Bytes of a valid test NCA model.
+    pub fn nca_model(channels: usize, n_mels: usize, rule: Rule) -> Vec<u8> {
+        nca_builder(channels, n_mels, rule).build()
+    }
+
+    /// Silences the unused-constant lint for element types only some tests use.
+    pub const _ALL: [i64; 3] = [FLOAT, INT64, DOUBLE];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_onnx::*;
+    use super::*;
+
+    fn valid_map() -> HashMap<String, String> {
+        let bytes = nca_model(4, 8, Rule::Conv);
+        read_metadata(&bytes).unwrap()
+    }
+
+    fn contract_err(map: &HashMap<String, String>) -> String {
+        match parse_metadata(map) {
+            Err(ModelError::Contract(m)) => m,
+            other => panic!("expected a contract error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_valid_metadata() {
+        let info = parse_metadata(&valid_map()).unwrap();
+        assert_eq!(info.contract, 1);
+        assert_eq!(info.channels, 4);
+        assert_eq!(info.spec_channel, 0);
+        assert_eq!(info.spec_scale, 4.0);
+        assert_eq!(info.spec_offset, -5.0);
+        assert_eq!(info.mel.n_mels, 8);
+        assert_eq!(info.mel.hop, 64);
+        assert_eq!(info.growth_steps, 24);
+        assert_eq!(info.fire_rate, 0.5);
+        assert_eq!(info.seed_std, 0.1);
+        assert_eq!(info.train_frames, 16);
+        assert_eq!(info.unroll, 1);
+        assert_eq!(info.target, "test target");
+        assert_eq!(info.license, "CC0");
+    }
+
+    #[test]
+    fn every_key_is_required() {
+        let keys = [
+            "grown.contract",
+            "grown.kind",
+            "grown.representation",
+            "grown.channels",
+            "grown.spec_channel",
+            "grown.spec_scale",
+            "grown.spec_offset",
+            "grown.mel",
+            "grown.growth_steps",
+            "grown.fire_rate",
+            "grown.seed_state",
+            "grown.train_frames",
+            "grown.perception",
+            "grown.unroll",
+            "grown.target",
+            "grown.license",
+        ];
+        for k in keys {
+            let mut m = valid_map();
+            m.remove(k);
+            let msg = contract_err(&m);
+            assert!(msg.contains(k) && msg.contains("missing"), "{k}: {msg}");
+        }
+    }
+
+    #[test]
+    fn future_and_bad_versions() {
+        let mut m = valid_map();
+        m.insert("grown.contract".into(), "2".into());
+        // Other keys of a future file may mean something else: version first.
+        m.remove("grown.mel");
+        assert_eq!(parse_metadata(&m), Err(ModelError::FutureVersion(2)));
+        assert!(ModelError::FutureVersion(2).to_string().contains("update Grown"));
+        m.insert("grown.contract".into(), "0".into());
+        assert!(contract_err(&m).contains("grown.contract"));
+        m.insert("grown.contract".into(), "one".into());
+        assert!(contract_err(&m).contains("not a valid number"));
+    }
+
+    #[test]
+    fn specific_value_errors() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("grown.kind", "vocoder", "vocoder file"),
+            ("grown.kind", "gan", "expected `nca`"),
+            ("grown.representation", "stft-ms", "reserved"),
+            ("grown.representation", "wave", "expected `mel`"),
+            ("grown.channels", "0", "at least 1"),
+            ("grown.spec_channel", "4", "not a channel"),
+            ("grown.spec_scale", "0", "non-zero"),
+            ("grown.spec_offset", "inf", "finite"),
+            ("grown.mel", "{\"n_mels\":80}", "grown.mel"),
+            ("grown.mel", r#"{"sample_rate":8000,"n_fft":256,"hop":64,"win":256,"n_mels":0,"fmin":0,"fmax":4000}"#, "n_mels"),
+            ("grown.growth_steps", "0", "at least 1"),
+            ("grown.growth_steps", "-3", "not a valid number"),
+            ("grown.fire_rate", "1.5", "(0, 1]"),
+            ("grown.fire_rate", "0", "(0, 1]"),
+            ("grown.seed_state", "{\"kind\":\"uniform\",\"std\":1}", "not supported"),
+            ("grown.seed_state", "{\"kind\":\"normal\"}", "std"),
+            ("grown.seed_state", "normal", "invalid JSON"),
+            ("grown.train_frames", "0", "at least 1"),
+            ("grown.unroll", "0", "at least 1"),
+        ];
+        for (k, v, want) in cases {
+            let mut m = valid_map();
+            m.insert(k.to_string(), v.to_string());
+            let msg = contract_err(&m);
+            assert!(msg.contains(want), "{k}={v}: {msg}");
+        }
+    }
+
+    #[test]
+    fn not_onnx_is_detected_without_runtime() {
+        assert!(matches!(read_metadata(b""), Err(ModelError::NotOnnx(_))));
+        assert!(matches!(read_metadata(b"hello, this is text"), Err(ModelError::NotOnnx(_))));
+        let bytes = nca_model(4, 8, Rule::Conv);
+        // Truncation anywhere inside the graph or metadata is caught.
+        for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 3] {
+            match read_metadata(&bytes[..cut]) {
+                Err(ModelError::NotOnnx(m)) => assert!(m.contains("truncated") || m.contains("past the end") || m.contains("malformed"), "{m}"),
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_file() {
+        let p = Path::new("/no/such/model.onnx");
+        let e = NcaModel::load(p).unwrap_err();
+        assert_eq!(e, ModelError::Missing(p.to_path_buf()));
+        assert!(e.to_string().contains("/no/such/model.onnx"));
+    }
+
+    #[test]
+    fn embedded_default_metadata_is_valid() {
+        let meta = read_metadata(DEFAULT_MODEL).expect("embedded model is not ONNX");
+        let info = parse_metadata(&meta).expect("embedded model breaks the contract");
+        assert_eq!(info.representation, "mel");
+        assert!(!info.license.is_empty());
+    }
+
+    // --- tests below need ONNX Runtime (ORT_DYLIB_PATH or target/onnxruntime) ---
+
+    fn load(bytes: Vec<u8>) -> Result<NcaModel, ModelError> {
+        NcaModel::from_bytes(&bytes, "test".into())
+    }
+
+    fn graph_err(b: &ModelBuilder) -> String {
+        match load(b.build()) {
+            Err(ModelError::Contract(m)) => m,
+            Err(e) => panic!("expected a contract error, got {e}"),
+            Ok(_) => panic!("expected a contract error, model loaded"),
+        }
+    }
+
+    #[test]
+    fn loads_valid_model() {
+        let m = load(nca_model(4, 8, Rule::Conv)).unwrap();
+        assert_eq!(m.info.channels, 4);
+        assert_eq!(m.source, "test");
+    }
+
+    #[test]
+    fn loads_embedded_default() {
+        let m = NcaModel::load_embedded_default().unwrap();
+        assert_eq!(m.source, DEFAULT_MODEL_SOURCE);
+    }
+
+    #[test]
+    fn wrong_input_names_are_contract_errors() {
+        let mut b = ModelBuilder::default();
+        b.input("x", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
+            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
+        nca_meta(&mut b, 4, 8);
+        assert!(graph_err(&b).contains("unexpected input `x`"));
+
+        let mut b = ModelBuilder::default();
+        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .node("Identity", &["state"], &["next_state"], &[]);
+        nca_meta(&mut b, 4, 8);
+        assert!(graph_err(&b).contains("no input named `update_mask`"));
+
+        let mut b = ModelBuilder::default();
+        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
+            .output("out", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .node("Mul", &["state", "update_mask"], &["out"], &[]);
+        nca_meta(&mut b, 4, 8);
+        assert!(graph_err(&b).contains("no output named `next_state`"));
+    }
+
+    #[test]
+    fn wrong_dtype_and_shapes_are_contract_errors() {
+        // float64 state.
+        let mut b = ModelBuilder::default();
+        b.input("state", DOUBLE, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
+            .output("next_state", DOUBLE, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .node("Identity", &["state"], &["next_state"], &[])
+            .node("Identity", &["update_mask"], &["unused"], &[]);
+        nca_meta(&mut b, 4, 8);
+        let m = graph_err(&b);
+        assert!(m.contains("input `state`") && m.contains("float32"), "{m}");
+
+        // Channel count disagrees with grown.channels.
+        let mut b = nca_builder(4, 8, Rule::Conv);
+        b.meta("grown.channels", "6");
+        let m = graph_err(&b);
+        assert!(m.contains("axis 1 must be 6"), "{m}");
+
+        // n_mels disagrees with grown.mel.
+        let mut b = nca_builder(4, 8, Rule::Conv);
+        b.meta("grown.mel", &test_mel_json(10));
+        let m = graph_err(&b);
+        assert!(m.contains("axis 2 must be 10"), "{m}");
+
+        // Fixed frames axis.
+        let mut b = ModelBuilder::default();
+        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)])
+            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(16)])
+            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)])
+            .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
+        nca_meta(&mut b, 4, 8);
+        let m = graph_err(&b);
+        assert!(m.contains("(frames) must be dynamic"), "{m}");
+
+        // Rank 3 state.
+        let mut b = ModelBuilder::default();
+        b.input("state", FLOAT, &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
+            .output("next_state", FLOAT, &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
+            .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
+        nca_meta(&mut b, 4, 8);
+        let m = graph_err(&b);
+        assert!(m.contains("must have 4 axes, found 3"), "{m}");
+
+        // Unroll 2 needs a mask with 2 rows.
+        let mut b = nca_builder(4, 8, Rule::Conv);
+        b.meta("grown.unroll", "2");
+        let m = graph_err(&b);
+        assert!(m.contains("input `update_mask` axis 0 must be 2"), "{m}");
+    }
+
+    #[test]
+    fn garbage_with_valid_header_is_not_onnx() {
+        // Well-formed protobuf framing, nonsense graph: ONNX Runtime refuses it.
+        let mut b = nca_builder(4, 8, Rule::Conv);
+        b.node("NoSuchOperator", &["state"], &["zzz"], &[]);
+        let e = load(b.build()).unwrap_err();
+        assert!(matches!(e, ModelError::Runtime(_) | ModelError::NotOnnx(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,469 @@
+//! The neural cellular automaton: a state tensor `[C][n_mels][frames]` and one
+//! ONNX model call per step.
+//!
+//! All randomness is counter-based ([`crate::rng`]): the seed state, the
+//! per-step fire masks and the mutation noise are pure functions of
+//! `(seed, step, cell)`. The state after `n` steps therefore depends only on
+//! the seed, the step count, the length and the fire rate / mutation used, so a
+//! checkpoint is just a copy of the state and its step count, and any two
+//! instances given the same inputs produce bit-identical output (on CPU).
+
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
+use ort::value::{Tensor, TensorRef};
+
+use crate::mel::Spectrogram;
+use crate::model::{ModelError, ModelInfo, NcaModel};
+use crate::rng;
+
+/// A saved NCA state, to jump back to without re-growing from the seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NcaCheckpoint {
+    /// Steps applied to reach this state; masks of later steps are derived
+    /// from it, so no generator state needs saving.
+    pub steps: u32,
+    /// Seed of the trajectory (restoring also restores the seed).
+    pub seed: u64,
+    /// Length in frames; the state's size depends on it.
+    pub frames: usize,
+    /// The state tensor `[C][n_mels][frames]`.
+    pub state: Vec<f32>,
+}
+
+/// A running NCA: the model plus its state and reusable buffers.
+pub struct Nca {
+    /// The model; owns the ONNX Runtime session.
+    model: NcaModel,
+    /// Seed of the current trajectory.
+    seed: u64,
+    /// Current length in frames.
+    frames: usize,
+    /// Steps applied since the seed state.
+    steps: u32,
+    /// State `[C][n_mels][frames]`, the model's `state` input (viewed, not copied).
+    state: Vec<f32>,
+    /// Fire masks `[unroll][n_mels][frames]`, the model's `update_mask` input;
+    /// kept between steps so stepping never allocates.
+    mask: Vec<f32>,
+    /// Run options holding the preallocated `next_state` output for the current
+    /// length, so ONNX Runtime writes into one buffer for every step. Built on
+    /// the first step after a length change.
+    run: Option<RunOptions<HasSelectedOutputs>>,
+    /// Position of `state` among the session's inputs (inputs are passed
+    /// positionally to avoid building a name map per step).
+    state_input: usize,
+}
+
+impl Nca {
+    /// Wraps a model; the state starts as seed 0 at the model's training length.
+    pub fn new(model: NcaModel) -> Self {
+        let state_input = model
+            .session
+            .inputs()
+            .iter()
+            .position(|i| i.name() == "state")
+            .unwrap_or(0);
+        let frames = model.info.train_frames.max(1);
+        let mut nca = Self {
+            model,
+            seed: 0,
+            frames: 0,
+            steps: 0,
+            state: Vec::new(),
+            mask: Vec::new(),
+            run: None,
+            state_input,
+        };
+        nca.reset(0, frames);
+        nca
+    }
+
+    /// The model's metadata.
+    pub fn info(&self) -> &ModelInfo {
+        &self.model.info
+    }
+
+    /// The model (source, provider) for status display.
+    pub fn model(&self) -> &NcaModel {
+        &self.model
+    }
+
+    /// Gives the model back (e.g. to rebuild with another length policy).
+    pub fn into_model(self) -> NcaModel {
+        self.model
+    }
+
+    /// Steps applied since the seed state.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// Seed of the current trajectory.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Current length in frames.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// The raw state `[C][n_mels][frames]` (for tests and diagnostics).
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// Cells per channel.
+    fn cells(&self) -> usize {
+        self.model.info.mel.n_mels * self.frames
+    }
+
+    /// Starts a new trajectory: the seed state for `seed` at `frames` frames
+    /// (at least 1). Allocates only when the length grows.
+    pub fn reset(&mut self, seed: u64, frames: usize) {
+        let frames = frames.max(1);
+        let info = &self.model.info;
+        if frames != self.frames {
+            self.frames = frames;
+            self.run = None;
+            let cells = info.mel.n_mels * frames;
+            self.state.resize(info.channels * cells, 0.0);
+            self.mask.resize(info.unroll * cells, 0.0);
+        }
+        self.seed = seed;
+        self.steps = 0;
+        let std = info.seed_std;
+        for (i, v) in self.state.iter_mut().enumerate() {
+            *v = rng::normal(seed, 0, i as u64) * std;
+        }
+    }
+
+    /// Applies one NCA step: each cell updates with probability `fire_rate`
+    /// (mask drawn from stream `1 + step`), then hidden channels get normal
+    /// noise of standard deviation `mutation`. On error (the model failed or
+    /// produced NaN/Inf) the state is left as it was.
+    pub fn step(&mut self, fire_rate: f32, mutation: f32) -> Result<(), ModelError> {
+        self.step_n(1, fire_rate, mutation).map(|_| ())
+    }
+
+    /// Applies up to `n` steps in one model call when the model is unrolled
+    /// (`grown.unroll` K > 1); returns how many were applied (≥ 1 when `n` ≥ 1).
+    /// Mutation is per step, so with mutation > 0 one step is applied per call.
+    /// The result is identical to calling [`Nca::step`] that many times.
+    pub fn step_n(&mut self, n: u32, fire_rate: f32, mutation: f32) -> Result<u32, ModelError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let info = &self.model.info;
+        let k = info.unroll as u32;
+        let apply = if mutation > 0.0 { 1 } else { n.min(k) };
+        let cells = self.cells();
+        // A mask row of zeros leaves every cell unchanged (contract), so an
+        // unrolled model can apply fewer than K steps.
+        for (j, row) in self.mask.chunks_exact_mut(cells).enumerate() {
+            if (j as u32) < apply {
+                let stream = 1 + u64::from(self.steps) + j as u64;
+                for (c, m) in row.iter_mut().enumerate() {
+                    *m = if rng::uniform(self.seed, stream, c as u64) < fire_rate {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                }
+            } else {
+                row.fill(0.0);
+            }
+        }
+        self.run_model()?;
+        if mutation > 0.0 {
+            self.mutate(mutation);
+        }
+        self.steps = self.steps.saturating_add(apply);
+        Ok(apply)
+    }
+
+    /// Adds mutation noise for the step just applied to every hidden channel.
+    fn mutate(&mut self, amount: f32) {
+        let cells = self.cells();
+        let spec = self.model.info.spec_channel;
+        let stream = rng::MUTATION_STREAM + u64::from(self.steps);
+        for (ch, plane) in self.state.chunks_exact_mut(cells).enumerate() {
+            if ch == spec {
+                continue;
+            }
+            let base = (ch * cells) as u64;
+            for (i, v) in plane.iter_mut().enumerate() {
+                *v += rng::normal(self.seed, stream, base + i as u64) * amount;
+            }
+        }
+    }
+
+    /// One session run: `state` + `mask` → preallocated output → `state`.
+    fn run_model(&mut self) -> Result<(), ModelError> {
+        let info = &self.model.info;
+        let c = info.channels as i64;
+        let m = info.mel.n_mels as i64;
+        let f = self.frames as i64;
+        let k = info.unroll as i64;
+        if self.run.is_none() {
+            let out = Tensor::from_array(([1, c, m, f], vec![0.0f32; self.state.len()]))
+                .map_err(|e| ModelError::Runtime(format!("allocating the output: {e}")))?;
+            let opts = RunOptions::new()
+                .map_err(|e| ModelError::Runtime(e.to_string()))?
+                .with_outputs(OutputSelector::no_default().with("next_state").preallocate("next_state", out));
+            self.run = Some(opts);
+        }
+        let Some(run) = self.run.as_ref() else {
+            return Err(ModelError::Runtime("run options missing".into()));
+        };
+        let state_in = TensorRef::from_array_view(([1, c, m, f], &self.state[..]))
+            .map_err(|e| ModelError::Runtime(e.to_string()))?;
+        let mask_in = TensorRef::from_array_view(([k, 1, m, f], &self.mask[..]))
+            .map_err(|e| ModelError::Runtime(e.to_string()))?;
+        let (a, b): (SessionInputValue<'_>, SessionInputValue<'_>) = (state_in.into(), mask_in.into());
+        let inputs = if self.state_input == 0 { [a, b] } else { [b, a] };
+        let outputs = self
+            .model
+            .session
+            .run_with_options(inputs, run)
+            .map_err(|e| ModelError::Runtime(format!("step {}: {e}", self.steps)))?;
+        let Some(value) = outputs.get("next_state") else {
+            return Err(ModelError::Contract("the model returned no `next_state`".into()));
+        };
+        let (_, next) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ModelError::Contract(format!("`next_state`: {e}")))?;
+        if next.len() != self.state.len() {
+            return Err(ModelError::Contract(format!(
+                "`next_state` has {} values, expected {}",
+                next.len(),
+                self.state.len()
+            )));
+        }
+        if let Some(bad) = next.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::Runtime(format!(
+                "the model produced {} at step {} (cell {bad}); kept the previous state",
+                next[bad], self.steps
+            )));
+        }
+        self.state.copy_from_slice(next);
+        Ok(())
+    }
+
+    /// Writes the visible channel as a natural-log mel spectrogram
+    /// (`scale * state + offset`). Allocates only when the size grows.
+    pub fn spectrogram_into(&self, out: &mut Spectrogram) {
+        let info = &self.model.info;
+        let cells = self.cells();
+        out.n_mels = info.mel.n_mels;
+        out.frames = self.frames;
+        out.data.resize(cells, 0.0);
+        let plane = &self.state[info.spec_channel * cells..(info.spec_channel + 1) * cells];
+        for (o, s) in out.data.iter_mut().zip(plane) {
+            *o = info.spec_scale * s + info.spec_offset;
+        }
+    }
+
+    /// Zeroes every channel in mel bands `mel0..mel1` and frames `f0..f1`
+    /// (half-open, clamped). Time is circular: `f0 > f1` erases `f0..frames`
+    /// and `0..f1`.
+    pub fn damage(&mut self, mel0: usize, mel1: usize, f0: usize, f1: usize) {
+        let n_mels = self.model.info.mel.n_mels;
+        let frames = self.frames;
+        let (mel0, mel1) = (mel0.min(n_mels), mel1.min(n_mels));
+        let (f0, f1) = (f0.min(frames), f1.min(frames));
+        let ranges: [(usize, usize); 2] = if f0 <= f1 { [(f0, f1), (0, 0)] } else { [(f0, frames), (0, f1)] };
+        let cells = self.cells();
+        for plane in self.state.chunks_exact_mut(cells) {
+            for mel in mel0..mel1 {
+                let row = &mut plane[mel * frames..(mel + 1) * frames];
+                for &(a, b) in &ranges {
+                    row[a..b].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// Copies the current state.
+    pub fn snapshot(&self) -> NcaCheckpoint {
+        NcaCheckpoint {
+            steps: self.steps,
+            seed: self.seed,
+            frames: self.frames,
+            state: self.state.clone(),
+        }
+    }
+
+    /// Restores a checkpoint taken from this NCA (same model). A checkpoint
+    /// whose size does not fit the model is ignored.
+    pub fn restore(&mut self, c: &NcaCheckpoint) {
+        let info = &self.model.info;
+        if c.state.len() != info.channels * info.mel.n_mels * c.frames {
+            return;
+        }
+        if c.frames != self.frames {
+            self.reset(c.seed, c.frames);
+        }
+        self.state.copy_from_slice(&c.state);
+        self.seed = c.seed;
+        self.steps = c.steps;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::test_onnx::{nca_builder_unrolled, nca_model, Rule};
+
+    pub(crate) fn test_nca(rule: Rule) -> Nca {
+        Nca::new(NcaModel::from_bytes(&nca_model(4, 8, rule), "test".into()).unwrap())
+    }
+
+    fn spec(n: &Nca) -> Vec<u32> {
+        let mut s = Spectrogram::default();
+        n.spectrogram_into(&mut s);
+        s.data.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn seed_state_and_spectrogram_mapping() {
+        let mut n = test_nca(Rule::Conv);
+        n.reset(11, 16);
+        assert_eq!(n.state().len(), 4 * 8 * 16);
+        for (i, v) in n.state().iter().enumerate().step_by(37) {
+            assert_eq!(*v, rng::normal(11, 0, i as u64) * 0.1);
+        }
+        let mut s = Spectrogram::default();
+        n.spectrogram_into(&mut s);
+        assert_eq!((s.n_mels, s.frames), (8, 16));
+        // Channel 0, scale 4, offset -5.
+        assert_eq!(s.at(2, 3), 4.0 * n.state()[2 * 16 + 3] - 5.0);
+    }
+
+    #[test]
+    fn deterministic_across_instances() {
+        let mut a = test_nca(Rule::Conv);
+        let mut b = test_nca(Rule::Conv);
+        a.reset(5, 24);
+        b.reset(5, 24);
+        for _ in 0..12 {
+            a.step(0.5, 0.02).unwrap();
+            b.step(0.5, 0.02).unwrap();
+        }
+        assert_eq!(a.steps(), 12);
+        assert_eq!(spec(&a), spec(&b));
+        assert_eq!(a.state(), b.state());
+        // And the model actually changed the state.
+        let mut fresh = test_nca(Rule::Conv);
+        fresh.reset(5, 24);
+        assert_ne!(fresh.state(), a.state());
+    }
+
+    #[test]
+    fn seeds_differ() {
+        let mut a = test_nca(Rule::Conv);
+        let mut b = test_nca(Rule::Conv);
+        a.reset(1, 16);
+        b.reset(2, 16);
+        for _ in 0..4 {
+            a.step(0.5, 0.0).unwrap();
+            b.step(0.5, 0.0).unwrap();
+        }
+        assert_ne!(spec(&a), spec(&b));
+    }
+
+    #[test]
+    fn fire_rate_zero_keeps_state_and_mutation_spares_spectrogram() {
+        let mut n = test_nca(Rule::Conv);
+        n.reset(3, 16);
+        let before = n.state().to_vec();
+        n.step(0.0, 0.0).unwrap();
+        assert_eq!(n.state(), &before[..], "no cell fired, yet the state changed");
+        let spec_before = spec(&n);
+        n.step(0.0, 0.5).unwrap();
+        assert_eq!(spec(&n), spec_before, "mutation touched the spectrogram channel");
+        assert_ne!(n.state(), &before[..], "mutation did nothing");
+        assert_eq!(n.steps(), 2);
+    }
+
+    #[test]
+    fn nan_output_is_an_error_and_state_is_kept() {
+        let mut n = test_nca(Rule::Poison);
+        n.reset(4, 16);
+        let before = n.state().to_vec();
+        let e = n.step(1.0, 0.0).unwrap_err();
+        assert!(e.to_string().contains("kept the previous state"), "{e}");
+        assert_eq!(n.state(), &before[..]);
+        assert_eq!(n.steps(), 0);
+    }
+
+    #[test]
+    fn checkpoint_restore_continues_identically() {
+        let mut a = test_nca(Rule::Conv);
+        a.reset(9, 16);
+        for _ in 0..3 {
+            a.step(0.5, 0.0).unwrap();
+        }
+        let cp = a.snapshot();
+        for _ in 0..3 {
+            a.step(0.5, 0.0).unwrap();
+        }
+        let after6 = a.state().to_vec();
+        let mut b = test_nca(Rule::Conv);
+        b.reset(1, 40);
+        b.restore(&cp);
+        assert_eq!((b.steps(), b.frames(), b.seed()), (3, 16, 9));
+        for _ in 0..3 {
+            b.step(0.5, 0.0).unwrap();
+        }
+        assert_eq!(b.state(), &after6[..]);
+    }
+
+    #[test]
+    fn damage_zeroes_region_with_wrap() {
+        let mut n = test_nca(Rule::Conv);
+        n.reset(2, 16);
+        n.damage(2, 4, 14, 2);
+        let cells = 8 * 16;
+        for ch in 0..4 {
+            for mel in 0..8 {
+                for f in 0..16 {
+                    let v = n.state()[ch * cells + mel * 16 + f];
+                    let inside = (2..4).contains(&mel) && (f >= 14 || f < 2);
+                    assert_eq!(v == 0.0, inside, "ch {ch} mel {mel} f {f}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unrolled_model_matches_single_steps() {
+        let unrolled = nca_builder_unrolled(4, 8, Rule::Conv, 3).build();
+        let mut k3 = Nca::new(NcaModel::from_bytes(&unrolled, "k3".into()).unwrap());
+        let mut k1 = test_nca(Rule::Conv);
+        k3.reset(8, 16);
+        k1.reset(8, 16);
+        // 3 steps in one call, then 2 (the third mask row is zero).
+        assert_eq!(k3.step_n(3, 0.5, 0.0).unwrap(), 3);
+        assert_eq!(k3.step_n(2, 0.5, 0.0).unwrap(), 2);
+        for _ in 0..5 {
+            k1.step(0.5, 0.0).unwrap();
+        }
+        assert_eq!(k3.steps(), 5);
+        assert_eq!(k3.state(), k1.state());
+        // With mutation, one step per call so the noise stays per step.
+        assert_eq!(k3.step_n(3, 0.5, 0.1).unwrap(), 1);
+    }
+
+    #[test]
+    fn length_change_reallocates_and_runs() {
+        let mut n = test_nca(Rule::Conv);
+        n.reset(1, 16);
+        n.step(0.5, 0.0).unwrap();
+        n.reset(1, 40);
+        n.step(0.5, 0.0).unwrap();
+        let mut s = Spectrogram::default();
+        n.spectrogram_into(&mut s);
+        assert_eq!(s.frames, 40);
+        assert!(s.is_finite());
+    }
+}

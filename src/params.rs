@@ -1,0 +1,241 @@
+//! The plugin's parameters. IDs are stable forever: hosts store automation and
+//! presets by them, so a rename changes only the display name, never the ID.
+
+use nice_plug::prelude::*;
+use parking_lot::RwLock;
+use std::sync::Arc;
+
+/// Upper bound of the Growth parameter; also bounds the engine's checkpoint cache.
+pub const MAX_GROWTH: i32 = 1024;
+
+/// How a voice treats the end of the grown sound.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopMode {
+    /// Play the grown sound once, then end the voice.
+    #[id = "one-shot"]
+    #[name = "One-shot"]
+    OneShot,
+    /// Grown sounds are circular in time, so they loop without a seam.
+    #[id = "loop"]
+    #[name = "Loop"]
+    Loop,
+}
+
+/// Which vocoder turns the grown mel spectrogram into audio.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VocoderChoice {
+    /// The built-in spectrogram inverter: no GPU, no extra model.
+    #[id = "built-in"]
+    #[name = "Built-in"]
+    BuiltIn,
+    /// A BigVGAN ONNX model, when one is loaded; falls back to built-in otherwise.
+    #[id = "bigvgan"]
+    #[name = "BigVGAN"]
+    BigVgan,
+}
+
+#[derive(Params)]
+pub struct GrownParams {
+    /// Chosen NCA model file; `None` plays the embedded default. Persisted so that
+    /// reopening a project grows the same sound.
+    #[persist = "model-path"]
+    pub model_path: RwLock<Option<String>>,
+    /// Chosen BigVGAN vocoder file, if any; persisted for the same reason.
+    #[persist = "vocoder-path"]
+    pub vocoder_path: RwLock<Option<String>>,
+    /// Editor window size in logical pixels, so the editor reopens as the user left it.
+    #[persist = "editor-size"]
+    pub editor_size: RwLock<(u32, u32)>,
+
+    /// NCA steps grown from the seed state: the main "shape" control.
+    #[id = "growth"]
+    pub growth: IntParam,
+    /// Seed of the initial state and the update masks; each seed grows a different
+    /// but related sound.
+    #[id = "seed"]
+    pub seed: IntParam,
+    /// Steps per second of further evolution once Growth is reached; 0 freezes the sound.
+    #[id = "drift"]
+    pub drift: FloatParam,
+    /// Probability that a cell updates in a step (the models are trained around 0.5).
+    #[id = "fire-rate"]
+    pub fire_rate: FloatParam,
+    /// Noise injected into the hidden channels each step, so drift can wander further.
+    #[id = "mutation"]
+    pub mutation: FloatParam,
+    /// Fraction of the grid erased (then regrown) when this changes.
+    #[id = "damage"]
+    pub damage: FloatParam,
+    /// Seconds of grown sound (the NCA grid's width in frames follows from it).
+    #[id = "length"]
+    pub length: FloatParam,
+
+    /// The MIDI note at which the grown sound plays at its original pitch.
+    #[id = "root"]
+    pub root_note: IntParam,
+    #[id = "attack"]
+    pub attack: FloatParam,
+    #[id = "decay"]
+    pub decay: FloatParam,
+    #[id = "sustain"]
+    pub sustain: FloatParam,
+    #[id = "release"]
+    pub release: FloatParam,
+    /// Voices that may sound at once; further notes steal the oldest.
+    #[id = "polyphony"]
+    pub polyphony: IntParam,
+    /// Semitones of pitch bend at full wheel deflection.
+    #[id = "bend-range"]
+    pub bend_range: FloatParam,
+    /// Crossfade time when a new generation of the sound replaces the old one.
+    #[id = "morph"]
+    pub morph: FloatParam,
+    #[id = "gain"]
+    pub gain: FloatParam,
+    #[id = "loop"]
+    pub loop_mode: EnumParam<LoopMode>,
+    #[id = "vocoder"]
+    pub vocoder: EnumParam<VocoderChoice>,
+}
+
+fn seconds(min: f32, max: f32, default: f32, name: &str) -> FloatParam {
+    FloatParam::new(
+        name,
+        default,
+        FloatRange::Skewed {
+            min,
+            max,
+            factor: FloatRange::skew_factor(-2.0),
+        },
+    )
+    .with_unit(" s")
+    .with_value_to_string(formatters::v2s_f32_rounded(3))
+}
+
+impl Default for GrownParams {
+    fn default() -> Self {
+        Self {
+            model_path: RwLock::new(None),
+            vocoder_path: RwLock::new(None),
+            editor_size: RwLock::new((760, 520)),
+
+            growth: IntParam::new(
+                "Growth",
+                96,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_GROWTH,
+                },
+            )
+            .with_unit(" steps"),
+            seed: IntParam::new(
+                "Seed",
+                1,
+                IntRange::Linear {
+                    min: 0,
+                    max: 65535,
+                },
+            ),
+            drift: FloatParam::new(
+                "Drift",
+                0.0,
+                FloatRange::Skewed {
+                    min: 0.0,
+                    max: 64.0,
+                    factor: FloatRange::skew_factor(-1.5),
+                },
+            )
+            .with_unit(" steps/s")
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            fire_rate: FloatParam::new(
+                "Fire rate",
+                0.5,
+                FloatRange::Linear {
+                    min: 0.05,
+                    max: 1.0,
+                },
+            )
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            mutation: FloatParam::new("Mutation", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_value_to_string(formatters::v2s_f32_rounded(3)),
+            damage: FloatParam::new("Damage", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            length: seconds(0.5, 8.0, 3.0, "Length"),
+
+            root_note: IntParam::new("Root note", 60, IntRange::Linear { min: 0, max: 127 })
+                .with_value_to_string(formatters::v2s_i32_key_formatter())
+                .with_string_to_value(formatters::s2v_i32_key_formatter()),
+            attack: seconds(0.001, 5.0, 0.01, "Attack"),
+            decay: seconds(0.001, 5.0, 0.3, "Decay"),
+            sustain: FloatParam::new("Sustain", 0.8, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+            release: seconds(0.001, 10.0, 0.3, "Release"),
+            polyphony: IntParam::new(
+                "Polyphony",
+                8,
+                IntRange::Linear {
+                    min: 1,
+                    max: crate::voice::MAX_VOICES as i32,
+                },
+            )
+            .with_unit(" voices"),
+            bend_range: FloatParam::new(
+                "Pitch-bend range",
+                2.0,
+                FloatRange::Linear { min: 0.0, max: 24.0 },
+            )
+            .with_step_size(1.0)
+            .with_unit(" st"),
+            morph: seconds(0.0, 4.0, 0.5, "Morph"),
+            gain: FloatParam::new(
+                "Gain",
+                util::db_to_gain(-6.0),
+                FloatRange::Skewed {
+                    min: util::db_to_gain(-36.0),
+                    max: util::db_to_gain(6.0),
+                    factor: FloatRange::gain_skew_factor(-36.0, 6.0),
+                },
+            )
+            .with_smoother(SmoothingStyle::Logarithmic(20.0))
+            .with_unit(" dB")
+            .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
+            .with_string_to_value(formatters::s2v_f32_gain_to_db()),
+            loop_mode: EnumParam::new("Loop", LoopMode::Loop),
+            vocoder: EnumParam::new("Vocoder", VocoderChoice::BuiltIn),
+        }
+    }
+}
+
+/// Reads a persisted path field; a poisoned or empty value reads as `None`.
+pub fn read_path(field: &RwLock<Option<String>>) -> Option<std::path::PathBuf> {
+    field.read().as_ref().map(std::path::PathBuf::from)
+}
+
+/// Stable IDs, listed once so tests and hosts can check that none changes by accident.
+pub const PARAM_IDS: &[&str] = &[
+    "growth",
+    "seed",
+    "drift",
+    "fire-rate",
+    "mutation",
+    "damage",
+    "length",
+    "root",
+    "attack",
+    "decay",
+    "sustain",
+    "release",
+    "polyphony",
+    "bend-range",
+    "morph",
+    "gain",
+    "loop",
+    "vocoder",
+];
+
+/// Shared handle type used by the plugin, the editor and the offline renderer.
+pub type SharedParams = Arc<GrownParams>;

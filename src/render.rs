@@ -1,0 +1,319 @@
+//! Offline rendering: the same grower, vocoder, queue and voices as the plugin,
+//! driven by a note list instead of a host. Used by the `grown` CLI and by tests.
+
+use crate::engine::Grower;
+use crate::mel::Spectrogram;
+use crate::model::NcaModel;
+use crate::nca::Nca;
+use crate::queue;
+use crate::vocoder::inverter::Inverter;
+use crate::vocoder::Vocoder;
+use crate::voice::{SoftLimiter, VoiceSettings, Voices};
+use std::fmt;
+use std::path::Path;
+
+/// One note of a render: `KEY@START+DURATION`, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoteSpec {
+    pub key: u8,
+    pub start_s: f32,
+    pub duration_s: f32,
+    pub velocity: f32,
+}
+
+#[derive(Debug)]
+pub enum RenderError {
+    /// The note list could not be parsed; the message names the bad item.
+    Notes(String),
+    /// The model failed to grow (runtime missing, bad model, NaN...).
+    Grow(String),
+    /// The vocoder refused the spectrogram.
+    Vocoder(String),
+    /// Writing the WAV or PNG failed.
+    Io(String),
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Notes(m) => write!(f, "bad --notes: {m}"),
+            Self::Grow(m) => write!(f, "growing failed: {m}"),
+            Self::Vocoder(m) => write!(f, "vocoder failed: {m}"),
+            Self::Io(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Parses `60@0.0+1.5,67@0.5+1.0` (an optional `*VELOCITY` in 0..1 may follow).
+pub fn parse_notes(text: &str) -> Result<Vec<NoteSpec>, RenderError> {
+    let mut notes = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: &str| RenderError::Notes(format!("'{item}': {why} (expected KEY@START+DURATION)"));
+        let (key, rest) = item.split_once('@').ok_or_else(|| bad("missing '@'"))?;
+        let (start, rest) = rest.split_once('+').ok_or_else(|| bad("missing '+'"))?;
+        let (duration, velocity) = match rest.split_once('*') {
+            Some((d, v)) => (d, v.parse::<f32>().map_err(|_| bad("velocity is not a number"))?),
+            None => (rest, 0.8),
+        };
+        let key: u8 = key.parse().map_err(|_| bad("key is not 0..127"))?;
+        let start_s: f32 = start.parse().map_err(|_| bad("start is not a number"))?;
+        let duration_s: f32 = duration.parse().map_err(|_| bad("duration is not a number"))?;
+        if key > 127 {
+            return Err(bad("key is not 0..127"));
+        }
+        if !(start_s.is_finite() && start_s >= 0.0) || !(duration_s.is_finite() && duration_s > 0.0) {
+            return Err(bad("start must be ≥ 0 and duration > 0"));
+        }
+        if !(0.0..=1.0).contains(&velocity) {
+            return Err(bad("velocity must be in 0..1"));
+        }
+        notes.push(NoteSpec {
+            key,
+            start_s,
+            duration_s,
+            velocity,
+        });
+    }
+    if notes.is_empty() {
+        return Err(RenderError::Notes("no notes given".into()));
+    }
+    Ok(notes)
+}
+
+/// Everything a render depends on; equal requests give bit-identical output.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    pub seed: u32,
+    pub growth: u32,
+    pub length_s: f32,
+    /// `None` uses the model's recommended fire rate.
+    pub fire_rate: Option<f32>,
+    pub mutation: f32,
+    pub notes: Vec<NoteSpec>,
+    pub sample_rate: f32,
+    pub voice: VoiceSettings,
+    /// Seconds rendered after the last note ends, so releases are heard.
+    pub tail_s: f32,
+}
+
+impl RenderRequest {
+    pub fn new(seed: u32, growth: u32, notes: Vec<NoteSpec>) -> Self {
+        Self {
+            seed,
+            growth,
+            length_s: 3.0,
+            fire_rate: None,
+            mutation: 0.0,
+            notes,
+            sample_rate: 48_000.0,
+            voice: VoiceSettings {
+                attack_s: 0.01,
+                decay_s: 0.3,
+                sustain: 0.8,
+                release_s: 0.3,
+                root_note: 60.0,
+                bend_range: 2.0,
+                gain: 0.5,
+                looping: true,
+                morph_s: 0.5,
+                polyphony: 8,
+            },
+            tail_s: 0.5,
+        }
+    }
+}
+
+/// A finished render: stereo audio plus the grown spectrogram it came from.
+pub struct Rendered {
+    pub left: Vec<f32>,
+    pub right: Vec<f32>,
+    pub sample_rate: u32,
+    pub spectrogram: Spectrogram,
+}
+
+/// Grows the sound, vocodes it and plays the notes through the plugin's voices.
+pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderError> {
+    let mel = model.info.mel.clone();
+    let fire_rate = req.fire_rate.unwrap_or(model.info.fire_rate);
+    let frames = frames_for(req.length_s, &mel);
+    let mut grower = Grower::new(Nca::new(model));
+    let spectrogram = grower
+        .grow(req.seed, req.growth, frames, fire_rate, req.mutation)
+        .map_err(|e| RenderError::Grow(e.to_string()))?
+        .clone();
+
+    let mut audio = Vec::new();
+    Inverter::new(mel.clone())
+        .synthesize(&spectrogram, &mut audio)
+        .map_err(|e| RenderError::Vocoder(e.to_string()))?;
+
+    // The generation travels through the same queue as in the plugin.
+    let (mut producer, mut consumer) = queue::generation_queue(2, audio.len());
+    let mut generation = producer
+        .acquire()
+        .ok_or_else(|| RenderError::Vocoder("no generation buffer".into()))?;
+    generation.samples[..audio.len()].copy_from_slice(&audio);
+    generation.len = audio.len();
+    generation.sample_rate = mel.sample_rate;
+    generation.id = 1;
+    generation.looped = req.voice.looping;
+    producer
+        .publish(generation)
+        .map_err(|_| RenderError::Vocoder("generation queue full".into()))?;
+
+    let mut voices = Voices::new();
+    voices.set_output_sample_rate(req.sample_rate);
+    while let Some(g) = consumer.receive() {
+        voices.receive(g, &mut |old| consumer.recycle(old));
+    }
+
+    // Note events as (sample, is_on, note), ordered so a render is reproducible.
+    let sr = req.sample_rate;
+    let mut events: Vec<(usize, bool, NoteSpec)> = Vec::new();
+    let mut end_s: f32 = 0.0;
+    for n in &req.notes {
+        events.push(((n.start_s * sr).round() as usize, true, *n));
+        events.push((((n.start_s + n.duration_s) * sr).round() as usize, false, *n));
+        end_s = end_s.max(n.start_s + n.duration_s);
+    }
+    events.sort_by_key(|e| (e.0, e.1));
+    let total = ((end_s + req.voice.release_s + req.tail_s) * sr).ceil() as usize;
+    let mut left = vec![0.0f32; total];
+    let mut right = vec![0.0f32; total];
+
+    let mut pos = 0usize;
+    let mut next = 0usize;
+    while pos < total {
+        while next < events.len() && events[next].0 <= pos {
+            let (_, on, n) = events[next];
+            if on {
+                voices.note_on(&req.voice, n.key, n.velocity, 0, None);
+            } else {
+                voices.note_off(n.key, 0, None);
+            }
+            next += 1;
+        }
+        let mut end = (pos + 512).min(total);
+        if next < events.len() {
+            end = end.min(events[next].0.max(pos + 1));
+        }
+        voices.render(
+            &req.voice,
+            &mut left[pos..end],
+            &mut right[pos..end],
+            0,
+            &mut |_| {},
+        );
+        pos = end;
+    }
+    SoftLimiter::new().process(&mut left, &mut right);
+    Ok(Rendered {
+        left,
+        right,
+        sample_rate: sr as u32,
+        spectrogram,
+    })
+}
+
+/// NCA grid width for a sound of `length_s` seconds.
+pub fn frames_for(length_s: f32, mel: &crate::mel::MelConfig) -> usize {
+    ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32).round().max(8.0) as usize
+}
+
+/// Writes 32-bit float stereo WAV.
+pub fn write_wav(path: &Path, r: &Rendered) -> Result<(), RenderError> {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: r.sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let io = |e: hound::Error| RenderError::Io(format!("cannot write {}: {e}", path.display()));
+    let mut w = hound::WavWriter::create(path, spec).map_err(io)?;
+    for (l, r) in r.left.iter().zip(&r.right) {
+        w.write_sample(*l).map_err(io)?;
+        w.write_sample(*r).map_err(io)?;
+    }
+    w.finalize().map_err(io)
+}
+
+/// Magma-like colour for t in 0..1: dark purple through red to pale yellow, so quiet
+/// cells stay dark and loud partials stand out.
+pub fn magma(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 6] = [
+        [0.001, 0.000, 0.014],
+        [0.232, 0.059, 0.437],
+        [0.550, 0.161, 0.506],
+        [0.868, 0.288, 0.409],
+        [0.992, 0.624, 0.427],
+        [0.987, 0.991, 0.750],
+    ];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let x = t * (STOPS.len() - 1) as f32;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f32;
+    let mut out = [0u8; 3];
+    for c in 0..3 {
+        let v = STOPS[i][c] + (STOPS[i + 1][c] - STOPS[i][c]) * f;
+        out[c] = (v * 255.0).round() as u8;
+    }
+    out
+}
+
+/// Writes the spectrogram as a PNG (low frequencies at the bottom), scaled so that
+/// each frame and mel bin covers whole pixels.
+pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
+    let io = |e: String| RenderError::Io(format!("cannot write {}: {e}", path.display()));
+    if s.frames == 0 || s.n_mels == 0 {
+        return Err(io("empty spectrogram".into()));
+    }
+    let sx = (768 / s.frames).clamp(1, 8);
+    let sy = 4usize;
+    let (w, h) = (s.frames * sx, s.n_mels * sy);
+    // ln(1e-5) is the front end's floor; 2.5 is above any real log-mel peak.
+    let (lo, hi) = ((1e-5f32).ln(), 2.5f32);
+    let mut pixels = vec![0u8; w * h * 3];
+    for y in 0..h {
+        let mel = s.n_mels - 1 - y / sy;
+        for x in 0..w {
+            let v = (s.at(mel, x / sx) - lo) / (hi - lo);
+            pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&magma(v));
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| io(e.to_string()))?;
+    writer
+        .write_image_data(&pixels)
+        .map_err(|e| io(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_notes_and_rejects_bad_ones() {
+        let n = parse_notes("60@0.0+1.5, 67@0.5+1.0*0.5").unwrap();
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[1].key, 67);
+        assert_eq!(n[1].velocity, 0.5);
+        assert!((n[0].duration_s - 1.5).abs() < 1e-6);
+        for bad in ["", "60", "60@x+1", "60@0+0", "200@0+1", "60@-1+1", "60@0+1*2"] {
+            assert!(parse_notes(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn magma_runs_dark_to_light() {
+        let a = magma(0.0);
+        let b = magma(1.0);
+        assert!(a.iter().map(|&v| v as u32).sum::<u32>() < 20);
+        assert!(b.iter().map(|&v| v as u32).sum::<u32>() > 600);
+        assert_eq!(magma(f32::NAN), magma(0.0));
+    }
+}

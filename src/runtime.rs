@@ -1,0 +1,709 @@
+//! One ONNX Runtime environment per process, found and loaded lazily.
+//!
+//! The crate is built with `ort`'s `load-dynamic` feature: nothing links
+//! against ONNX Runtime at build time, and the shared library is opened the
+//! first time a model is loaded. That keeps the plugin loadable (and its
+//! built-in features usable) on machines without the library, and lets one
+//! binary use either a CPU or a CUDA build of ONNX Runtime.
+//!
+//! Where the library is looked for, in order:
+//! 1. `ORT_DYLIB_PATH` (a file, or a folder holding the library). When it is
+//!    set it is the only place looked at, so a wrong value is reported instead
+//!    of silently replaced by another copy.
+//! 2. Beside the binary that contains this code (the plugin's `.so`/`.dylib`/
+//!    `.dll` inside its bundle, or the CLI executable), then
+//!    `<dir>/../Resources` (macOS bundles), `<dir>/onnxruntime`,
+//!    `<dir>/../onnxruntime`, `<dir>/../../onnxruntime` and
+//!    `<dir>/../../target/onnxruntime` (binaries and test executables under
+//!    `target/{debug,release}[/deps]`, where `cargo xtask fetch-ort` puts it).
+//! 3. The same list relative to the running executable (for a plugin this is
+//!    the host, which rarely helps, but costs nothing).
+//!
+//! Nothing outside those places is guessed: a library picked up from some
+//! unrelated install would make behaviour depend on the machine.
+//!
+//! The path is canonicalised before loading: ONNX Runtime looks for its
+//! provider libraries (`libonnxruntime_providers_*.so`) beside the file it was
+//! opened from, and a symlink would make it look in the wrong folder.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
+
+/// ONNX Runtime minor version this crate is built against (`api-31`).
+pub const REQUIRED_MINOR: u32 = 31;
+
+/// Environment variable that overrides the library search.
+pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// Environment variable that forces the CPU provider even when CUDA is
+/// available (for reproducible, bit-identical renders on a GPU machine).
+pub const FORCE_CPU_ENV: &str = "GROWN_FORCE_CPU";
+
+/// How to fix a missing library; repeated in every "not found" message so the
+/// user never has to look it up.
+const HOW_TO_FIX: &str = "run `cargo xtask fetch-ort` (puts it in target/onnxruntime and in the bundles), \
+     or set ORT_DYLIB_PATH to a libonnxruntime 1.31 file";
+
+/// Which execution provider the runtime uses for new sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// NVIDIA GPU through `libonnxruntime_providers_cuda`.
+    Cuda,
+    /// The default CPU provider; bit-identical results for equal inputs.
+    Cpu,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Cuda => "CUDA",
+            Provider::Cpu => "CPU",
+        })
+    }
+}
+
+/// The loaded runtime, shared by every session (and every plugin instance) in
+/// the process.
+pub struct RuntimeInfo {
+    /// Canonical path of the library that was loaded, shown to the user so a
+    /// wrong copy is easy to spot.
+    pub dylib: PathBuf,
+    /// Provider new sessions try first (a session may still fall back to CPU;
+    /// see [`SessionProvider`]).
+    pub provider: Provider,
+    /// Human-readable reason for the provider choice (e.g. why CUDA was not
+    /// used), for the editor's status line and bug reports.
+    pub why: String,
+    /// Version reported by the library, e.g. `1.31.1` (or `1.31` when the build
+    /// string cannot be parsed), to diagnose version mismatches.
+    pub version: String,
+    /// The process-wide environment; sessions must be created from it.
+    pub(crate) env: Environment,
+}
+
+impl fmt::Debug for RuntimeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeInfo")
+            .field("dylib", &self.dylib)
+            .field("provider", &self.provider)
+            .field("why", &self.why)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the runtime could not be started. `Display` is one line that says what
+/// happened and how to fix it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuntimeError {
+    /// No library in any searched place.
+    NotFound {
+        /// Every path looked at, in order, so the user can see what was tried.
+        searched: Vec<PathBuf>,
+        /// The `ORT_DYLIB_PATH` value when it was set (then it was the only
+        /// place searched).
+        env_value: Option<String>,
+    },
+    /// The file exists but could not be opened as ONNX Runtime.
+    Load {
+        /// The file that failed.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// ONNX Runtime is older than the API this crate needs.
+    Version {
+        /// The file that was opened.
+        path: PathBuf,
+        /// The version it reported.
+        found: String,
+    },
+    /// The library loaded, but creating the environment failed (or `ort`
+    /// panicked, which is caught and reported here).
+    Init(String),
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::NotFound {
+                env_value: Some(v), ..
+            } => write!(
+                f,
+                "ONNX Runtime not found: {DYLIB_ENV} is `{v}` but there is no libonnxruntime there; \
+                 fix or unset it ({HOW_TO_FIX})"
+            ),
+            RuntimeError::NotFound { searched, .. } => {
+                let list: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "ONNX Runtime not found (looked in: {}); {HOW_TO_FIX}",
+                    if list.is_empty() {
+                        "nowhere: no binary or executable folder known".to_string()
+                    } else {
+                        list.join(", ")
+                    }
+                )
+            }
+            RuntimeError::Load { path, message } => write!(
+                f,
+                "could not load ONNX Runtime from {}: {message}; {HOW_TO_FIX}",
+                path.display()
+            ),
+            RuntimeError::Version { path, found } => write!(
+                f,
+                "ONNX Runtime at {} is version {found}, but Grown needs 1.{REQUIRED_MINOR} or newer; {HOW_TO_FIX}",
+                path.display()
+            ),
+            RuntimeError::Init(m) => write!(f, "ONNX Runtime failed to start: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// The runtime, loaded on first use. Never panics; errors are not cached, so a
+/// later call (e.g. after the user installs the library) tries again.
+pub fn runtime() -> Result<&'static RuntimeInfo, RuntimeError> {
+    static RUNTIME: OnceLock<RuntimeInfo> = OnceLock::new();
+    static INIT_LOCK: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    // Serialise attempts so two plugin instances starting together do not both
+    // try to create the (single) environment.
+    let _guard = INIT_LOCK.lock();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let env_value = std::env::var_os(DYLIB_ENV).filter(|v| !v.is_empty());
+    let dirs = search_dirs(
+        module_path().as_deref().and_then(Path::parent),
+        std::env::current_exe().ok().as_deref().and_then(Path::parent),
+    );
+    let path = find_dylib(env_value.as_deref(), &dirs)?;
+    let info = load(&path)?;
+    Ok(RUNTIME.get_or_init(|| info))
+}
+
+/// Folders searched when `ORT_DYLIB_PATH` is not set, in order, without
+/// duplicates. `module_dir` is the folder of the binary holding this code,
+/// `exe_dir` the folder of the running executable.
+pub fn search_dirs(module_dir: Option<&Path>, exe_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for base in [module_dir, exe_dir].into_iter().flatten() {
+        for rel in [
+            "",
+            "../Resources",
+            "onnxruntime",
+            "../onnxruntime",
+            "../../onnxruntime",
+            "../../target/onnxruntime",
+        ] {
+            let dir = if rel.is_empty() {
+                base.to_path_buf()
+            } else {
+                base.join(rel)
+            };
+            let dir = normalize(&dir);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// Lexically removes `..` and `.` so the list shown to users is readable and
+/// duplicates are detected (no filesystem access; symlinks are resolved later
+/// by `canonicalize` on the file actually chosen).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Chooses the library file: `env_value` (from `ORT_DYLIB_PATH`) when given,
+/// otherwise the first of `dirs` that holds one. The result is canonical (a
+/// real file, not a symlink).
+pub fn find_dylib(env_value: Option<&OsStr>, dirs: &[PathBuf]) -> Result<PathBuf, RuntimeError> {
+    if let Some(v) = env_value {
+        let p = PathBuf::from(v);
+        let found = if p.is_dir() {
+            dylib_in_dir(&p)
+        } else if p.is_file() {
+            Some(p.clone())
+        } else {
+            None
+        };
+        return match found.and_then(|f| std::fs::canonicalize(f).ok()) {
+            Some(f) => Ok(f),
+            None => Err(RuntimeError::NotFound {
+                searched: vec![p],
+                env_value: Some(v.to_string_lossy().into_owned()),
+            }),
+        };
+    }
+    for dir in dirs {
+        if let Some(f) = dylib_in_dir(dir).and_then(|f| std::fs::canonicalize(f).ok()) {
+            return Ok(f);
+        }
+    }
+    Err(RuntimeError::NotFound {
+        searched: dirs.to_vec(),
+        env_value: None,
+    })
+}
+
+/// The ONNX Runtime library in `dir`, if any: the unversioned name first, then
+/// the highest versioned one (`libonnxruntime.so.1.31.1`,
+/// `libonnxruntime.1.31.1.dylib`). Provider libraries are never picked.
+fn dylib_in_dir(dir: &Path) -> Option<PathBuf> {
+    let plain = dir.join(format!(
+        "{}onnxruntime{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    if plain.is_file() {
+        return Some(plain);
+    }
+    let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let Some(name) = p.file_name().and_then(OsStr::to_str) else {
+                return false;
+            };
+            let linux = name.starts_with("libonnxruntime.so.");
+            let mac = name.starts_with("libonnxruntime.") && name.ends_with(".dylib");
+            (linux || mac) && !name.contains("providers") && p.is_file()
+        })
+        .collect();
+    // Highest version last; compare numerically so 1.31 beats 1.4.
+    versioned.sort_by_key(|p| version_key(p));
+    versioned.pop()
+}
+
+/// Numeric version parts of a library file name, for sorting.
+fn version_key(p: &Path) -> Vec<u64> {
+    p.file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or("")
+        .split('.')
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Loads `path` (canonical) and creates the process-wide environment.
+fn load(path: &Path) -> Result<RuntimeInfo, RuntimeError> {
+    // `ort` reports most failures as values, but a few paths `expect`; a panic
+    // must never cross the plugin boundary, so it becomes an error here.
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<RuntimeInfo, RuntimeError> {
+        let builder = ort::init_from(path).map_err(|e| match e {
+            ort::LoadDynamicError::BadVersion { version_str, path } => RuntimeError::Version {
+                path,
+                found: version_str,
+            },
+            other => RuntimeError::Load {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?;
+        let env = builder
+            .with_name("grown")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| RuntimeError::Init(e.to_string()))?;
+        let version = parse_version(ort::info()).unwrap_or_else(|| format!("1.{REQUIRED_MINOR}+"));
+        let (provider, why) = choose_provider(path, &env);
+        Ok(RuntimeInfo {
+            dylib: path.to_path_buf(),
+            provider,
+            why,
+            version,
+            env,
+        })
+    }));
+    match result {
+        Ok(r) => r,
+        Err(panic) => Err(RuntimeError::Init(format!(
+            "ort panicked while loading {}: {}",
+            path.display(),
+            panic_message(&panic)
+        ))),
+    }
+}
+
+/// Extracts `1.31.1` from ONNX Runtime's build-info string
+/// (`... git-branch=rel-1.31.1, ...`).
+fn parse_version(build_info: &str) -> Option<String> {
+    let start = build_info.find("rel-")? + 4;
+    let rest = &build_info[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let v = rest[..end].trim_end_matches('.');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// Text of a caught panic payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// File name of the CUDA provider library ONNX Runtime loads on demand.
+#[cfg(windows)]
+const CUDA_PROVIDER_LIB: &str = "onnxruntime_providers_cuda.dll";
+#[cfg(not(windows))]
+const CUDA_PROVIDER_LIB: &str = "libonnxruntime_providers_cuda.so";
+
+/// Decides whether sessions should try CUDA, and records why.
+fn choose_provider(dylib: &Path, env: &Environment) -> (Provider, String) {
+    let dir = dylib.parent().unwrap_or(Path::new("."));
+    if std::env::var_os(FORCE_CPU_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        return (Provider::Cpu, format!("CPU: {FORCE_CPU_ENV} is set"));
+    }
+    let cuda_lib = dir.join(CUDA_PROVIDER_LIB);
+    if !cuda_lib.is_file() {
+        return (
+            Provider::Cpu,
+            format!("CPU: no {CUDA_PROVIDER_LIB} beside {}", dylib.display()),
+        );
+    }
+    let preload_notes = preload_cuda_libraries(dir);
+    let probe = Session::builder(env).map_err(|e| e.to_string()).and_then(|b| {
+        b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    match probe {
+        Ok(()) => (
+            Provider::Cuda,
+            format!("CUDA: {CUDA_PROVIDER_LIB} registered{preload_notes}"),
+        ),
+        Err(e) => (
+            Provider::Cpu,
+            format!("CPU: {CUDA_PROVIDER_LIB} is present but CUDA failed to start ({e}){preload_notes}"),
+        ),
+    }
+}
+
+/// The CUDA provider needs cuDNN and cuBLAS; bundles may carry them (as the
+/// NVIDIA Python wheels lay them out) in sibling folders of the runtime. They
+/// are preloaded so the dynamic loader finds them without `LD_LIBRARY_PATH`.
+/// Returns a note for [`RuntimeInfo::why`] (empty when nothing was preloaded).
+fn preload_cuda_libraries(dir: &Path) -> String {
+    let cuda_dirs = ["", "cuda", "nvidia/cu13/lib", "../nvidia/cu13/lib"];
+    let cudnn_dirs = ["", "cudnn", "nvidia/cudnn/lib", "../nvidia/cudnn/lib"];
+    let mut notes = Vec::new();
+    let first = |rels: &[&str], marker: &str| {
+        rels.iter()
+            .map(|r| if r.is_empty() { dir.to_path_buf() } else { dir.join(r) })
+            .find(|d| d.join(marker).is_file())
+    };
+    if let Some(d) = first(&cuda_dirs, ort::ep::cuda::CUDA_DYLIBS[0]) {
+        match ort::ep::cuda::preload_dylibs(Some(&d), None) {
+            Ok(()) => notes.push(format!("CUDA libraries preloaded from {}", d.display())),
+            Err(e) => notes.push(format!("preloading CUDA libraries from {} failed: {e}", d.display())),
+        }
+    }
+    if let Some(d) = first(&cudnn_dirs, ort::ep::cuda::CUDNN_DYLIBS[0]) {
+        match ort::ep::cuda::preload_dylibs(None, Some(&d)) {
+            Ok(()) => notes.push(format!("cuDNN preloaded from {}", d.display())),
+            Err(e) => notes.push(format!("preloading cuDNN from {} failed: {e}", d.display())),
+        }
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notes.join("; "))
+    }
+}
+
+/// Number of intra-op threads per session: the engine thread already runs
+/// beside the audio thread and the host, so a session takes at most half the
+/// cores (and at least one).
+fn intra_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).clamp(1, 4))
+        .unwrap_or(1)
+}
+
+/// Which provider a particular session ended up on, and why (a model may fail
+/// on CUDA and fall back to CPU even when the runtime prefers CUDA).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionProvider {
+    /// The provider that runs this session.
+    pub provider: Provider,
+    /// Why, for the status line.
+    pub why: String,
+}
+
+impl fmt::Display for SessionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+/// Creates a session from ONNX bytes with the runtime's preferred provider,
+/// falling back to CPU if CUDA fails for this model. Errors are plain text
+/// (callers wrap them in their own error types).
+pub(crate) fn create_session(bytes: &[u8]) -> Result<(Session, SessionProvider), String> {
+    let rt = runtime().map_err(|e| e.to_string())?;
+    let attempt = |cuda: bool| -> Result<Session, String> {
+        let result = catch_unwind(AssertUnwindSafe(|| -> Result<Session, String> {
+            let mut builder = configured_builder(&rt.env)?;
+            if cuda {
+                builder = builder
+                    .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                    .map_err(|e| e.to_string())?;
+            }
+            builder.commit_from_memory(bytes).map_err(|e| e.to_string())
+        }));
+        result.unwrap_or_else(|p| Err(format!("ort panicked: {}", panic_message(&p))))
+    };
+    if rt.provider == Provider::Cuda {
+        match attempt(true) {
+            Ok(s) => {
+                return Ok((
+                    s,
+                    SessionProvider {
+                        provider: Provider::Cuda,
+                        why: rt.why.clone(),
+                    },
+                ))
+            }
+            Err(e) => {
+                let s = attempt(false)?;
+                return Ok((
+                    s,
+                    SessionProvider {
+                        provider: Provider::Cpu,
+                        why: format!("CPU: CUDA failed for this model ({e})"),
+                    },
+                ));
+            }
+        }
+    }
+    let s = attempt(false)?;
+    Ok((
+        s,
+        SessionProvider {
+            provider: Provider::Cpu,
+            why: rt.why.clone(),
+        },
+    ))
+}
+
+/// Session options shared by every model: full graph optimisation, a modest
+/// thread count, and deterministic kernels (bit-identical output for equal
+/// inputs is part of the instrument's contract).
+fn configured_builder(env: &Environment) -> Result<SessionBuilder, String> {
+    Session::builder(env)
+        .map_err(|e| e.to_string())?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(intra_threads())
+        .map_err(|e| e.to_string())?
+        .with_deterministic_compute(true)
+        .map_err(|e| e.to_string())
+}
+
+/// Path of the binary (shared library or executable) that contains this
+/// function, so a plugin finds the runtime inside its own bundle even though
+/// the process's executable is the host.
+#[cfg(unix)]
+pub fn module_path() -> Option<PathBuf> {
+    use std::ffi::{c_char, c_int, c_void, CStr};
+    use std::os::unix::ffi::OsStrExt;
+
+    /// `Dl_info` from `<dlfcn.h>`; identical layout on glibc, musl and macOS.
+    #[repr(C)]
+    struct DlInfo {
+        /// Path of the object containing the address.
+        dli_fname: *const c_char,
+        /// Base address of that object.
+        dli_fbase: *mut c_void,
+        /// Nearest symbol name.
+        dli_sname: *const c_char,
+        /// Nearest symbol address.
+        dli_saddr: *mut c_void,
+    }
+    extern "C" {
+        fn dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int;
+    }
+    let mut info = DlInfo {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let addr = module_path as *const c_void;
+    // SAFETY: dladdr only reads the loader's tables and fills `info`; the
+    // returned name points into loader memory valid while the object is loaded.
+    let ok = unsafe { dladdr(addr, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    let p = PathBuf::from(OsStr::from_bytes(name.to_bytes()));
+    // Some loaders report the main executable by a bare or relative name.
+    if p.is_absolute() {
+        Some(p)
+    } else {
+        std::env::current_exe().ok()
+    }
+}
+
+/// Path of the binary that contains this function (on Windows the
+/// executable's folder is used; plugin bundles there carry the runtime beside
+/// the host-facing DLL, which `search_dirs` also tries via the exe).
+#[cfg(not(unix))]
+pub fn module_path() -> Option<PathBuf> {
+    std::env::current_exe().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("grown-rt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn search_dirs_cover_bundle_and_target_layouts() {
+        let dirs = search_dirs(Some(Path::new("/b/Contents/MacOS")), Some(Path::new("/w/target/debug/deps")));
+        assert_eq!(dirs[0], PathBuf::from("/b/Contents/MacOS"));
+        assert!(dirs.contains(&PathBuf::from("/b/Contents/Resources")));
+        assert!(dirs.contains(&PathBuf::from("/w/target/onnxruntime")));
+        assert!(dirs.contains(&PathBuf::from("/w/target/debug/onnxruntime")));
+        // The module folder comes before the executable's.
+        let m = dirs.iter().position(|d| d.starts_with("/b")).unwrap();
+        let e = dirs.iter().position(|d| d.starts_with("/w")).unwrap();
+        assert!(m < e);
+        let mut uniq = dirs.clone();
+        uniq.dedup();
+        assert_eq!(uniq.len(), dirs.len());
+    }
+
+    #[test]
+    fn missing_library_is_a_clear_error() {
+        let empty = tempdir("empty");
+        let err = find_dylib(None, std::slice::from_ref(&empty)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&empty.display().to_string()), "{msg}");
+        assert!(msg.contains("cargo xtask fetch-ort"), "{msg}");
+        assert!(msg.contains("ORT_DYLIB_PATH"), "{msg}");
+
+        let bad = OsStr::new("/definitely/not/here/libonnxruntime.so");
+        let err = find_dylib(Some(bad), std::slice::from_ref(&empty)).unwrap_err();
+        assert!(matches!(err, RuntimeError::NotFound { env_value: Some(_), .. }));
+        assert!(err.to_string().contains("/definitely/not/here"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn finds_versioned_file_and_resolves_symlinks() {
+        let d = tempdir("found");
+        let real_dir = d.join("real");
+        std::fs::create_dir_all(&real_dir).unwrap();
+        let real = real_dir.join("libonnxruntime.so.1.31.1");
+        std::fs::write(&real, b"x").unwrap();
+        std::fs::write(real_dir.join("libonnxruntime.so.1.4.0"), b"x").unwrap();
+        std::fs::write(real_dir.join("libonnxruntime_providers_shared.so"), b"x").unwrap();
+        let link_dir = d.join("link");
+        std::fs::create_dir_all(&link_dir).unwrap();
+        std::os::unix::fs::symlink(&real, link_dir.join("libonnxruntime.so")).unwrap();
+
+        let found = find_dylib(None, &[d.join("nothing"), link_dir.clone()]).unwrap();
+        assert_eq!(found, std::fs::canonicalize(&real).unwrap());
+        let found = find_dylib(None, std::slice::from_ref(&real_dir)).unwrap();
+        assert_eq!(found, std::fs::canonicalize(&real).unwrap());
+        // A folder in ORT_DYLIB_PATH is searched too.
+        let found = find_dylib(Some(real_dir.as_os_str()), &[]).unwrap();
+        assert_eq!(found, std::fs::canonicalize(&real).unwrap());
+    }
+
+    #[test]
+    fn not_a_library_is_a_load_error() {
+        let d = tempdir("garbage");
+        let f = d.join("libonnxruntime.so.1.31.1");
+        std::fs::write(&f, b"this is not a shared library").unwrap();
+        let err = load(&f).unwrap_err();
+        assert!(matches!(err, RuntimeError::Load { .. }), "{err:?}");
+        assert!(err.to_string().contains(&f.display().to_string()));
+    }
+
+    #[test]
+    fn version_from_build_info() {
+        assert_eq!(
+            parse_version("ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc").as_deref(),
+            Some("1.31.1")
+        );
+        assert_eq!(parse_version("no version here"), None);
+    }
+
+    #[test]
+    fn module_path_is_this_binary() {
+        let p = module_path().expect("dladdr failed");
+        assert!(p.is_file(), "{}", p.display());
+    }
+
+    /// Runs in a child process (see `bad_env_path_is_error_not_panic`), where
+    /// no runtime has been loaded yet: `runtime()` must return an error.
+    #[test]
+    fn child_bad_env_runtime() {
+        if std::env::var_os("GROWN_RUNTIME_CHILD").is_none() {
+            return;
+        }
+        let err = runtime().expect_err("runtime loaded from a bad ORT_DYLIB_PATH");
+        assert!(err.to_string().contains("/no/such/onnxruntime"), "{err}");
+        // Still an error (not a cached success, not a panic) on the next call.
+        assert!(runtime().is_err());
+        println!("CHILD-OK");
+    }
+
+    #[test]
+    fn bad_env_path_is_error_not_panic() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["runtime::tests::child_bad_env_runtime", "--exact", "--nocapture", "--test-threads=1"])
+            .env("GROWN_RUNTIME_CHILD", "1")
+            .env(DYLIB_ENV, "/no/such/onnxruntime/libonnxruntime.so")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("CHILD-OK"), "{stdout}");
+    }
+}

@@ -1,0 +1,1132 @@
+//! Polyphonic sample playback of grown generations.
+//!
+//! Modelled on NIH-plug's `poly_mod_synth` example (fixed voice array, CLAP
+//! style voice-id/channel/note matching, oldest-voice stealing, voice-end
+//! events), with a sampler core: every voice reads the *bank*, i.e. the current
+//! generation crossfaded with the previous one while a new generation morphs
+//! in, through a band-limited windowed-sinc interpolator.
+//!
+//! Real-time rules: everything is allocated in [`Voices::new`]; `receive`,
+//! `note_on`, `note_off`, `choke`, `pitch_bend` and `render` only move `Box`
+//! pointers and do arithmetic. Buffers the bank no longer needs go back through
+//! the caller's recycle closure, never `drop`.
+
+use crate::queue::Generation;
+
+/// Voices that can exist at once (the polyphony parameter's upper bound).
+pub const MAX_VOICES: usize = 16;
+/// Extra silent-bound slots where stolen or choked voices fade out, so taking a
+/// voice away never cuts a waveform mid-cycle.
+const GHOSTS: usize = 4;
+/// Fade applied to stolen/choked voices and to the end of one-shot samples.
+const FADE_OUT_S: f32 = 0.005;
+/// Shortest envelope segment; a true zero would step the waveform (a click).
+const MIN_SEGMENT_S: f32 = 0.001;
+/// Shortest crossfade between generations, for the same reason.
+const MIN_MORPH_S: f32 = 0.005;
+/// Curvature of the exponential decay/release segments (e^-k at the segment end).
+const CURVE_K: f32 = 5.0;
+/// Voice-end events that can wait for the next `render` (note-ons steal outside render).
+const MAX_PENDING_ENDS: usize = 64;
+
+/// Windowed-sinc zero crossings on each side of the interpolation point.
+const SINC_ZEROS: usize = 14;
+/// Table entries per zero crossing (linear interpolation in between).
+const SINC_RES: usize = 512;
+/// Passband as a fraction of the (lower) Nyquist: the Kaiser transition band sits
+/// between `RHO` and 1 so images and aliases land in the stopband.
+const SINC_RHO: f32 = 0.85;
+/// Kaiser β (≈ 80 dB stopband).
+const KAISER_BETA: f64 = 7.9;
+/// Highest rate the kernel stretches for; beyond it cost would grow without bound
+/// (8 = three octaves above a 1:1 rate), so it is the documented aliasing limit.
+const MAX_STRETCH: f32 = 8.0;
+
+/// Per-note playback parameters, read from the plugin parameters each block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoiceSettings {
+    /// Linear rise time from silence to full level.
+    pub attack_s: f32,
+    /// Exponential fall time from full level to `sustain`.
+    pub decay_s: f32,
+    /// Held level (0..1) while the key stays down.
+    pub sustain: f32,
+    /// Exponential fall time to silence after note-off; the voice ends exactly then.
+    pub release_s: f32,
+    /// MIDI note that plays the generation at its original pitch.
+    pub root_note: f32,
+    /// Pitch-bend range in semitones for a full ±1 bend.
+    pub bend_range: f32,
+    /// Linear output gain of all voices.
+    pub gain: f32,
+    /// Loop (if the generation is loopable) instead of playing once.
+    pub looping: bool,
+    /// Crossfade time when a new generation replaces the current one.
+    pub morph_s: f32,
+    /// Voices allowed to sound at once (1..=MAX_VOICES); more notes steal.
+    pub polyphony: usize,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        Self {
+            attack_s: 0.01,
+            decay_s: 0.2,
+            sustain: 0.8,
+            release_s: 0.3,
+            root_note: 60.0,
+            bend_range: 2.0,
+            gain: 1.0,
+            looping: true,
+            morph_s: 0.5,
+            polyphony: 8,
+        }
+    }
+}
+
+/// A voice finished (CLAP note-end / NIH-plug `VoiceTerminated`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoiceEnd {
+    /// Host voice id given at note-on, if any.
+    pub voice_id: Option<i32>,
+    /// MIDI channel of the note.
+    pub channel: u8,
+    /// MIDI note number.
+    pub note: u8,
+    /// Sample offset in the host block where the voice ended.
+    pub timing: u32,
+}
+
+/// Envelope segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Slot free.
+    Idle,
+    /// Linear rise to 1.
+    Attack,
+    /// Exponential fall to sustain.
+    Decay,
+    /// Holding at sustain.
+    Sustain,
+    /// Exponential fall to 0; the voice frees itself at the end.
+    Release,
+}
+
+/// One playing note. `Copy` so a stolen voice can move into a ghost slot.
+#[derive(Clone, Copy, Debug)]
+struct Voice {
+    /// Envelope segment; `Idle` means the slot is free.
+    stage: Stage,
+    /// Progress through the current segment, 0..1.
+    progress: f32,
+    /// Level when the segment began (release starts wherever the envelope was).
+    start_level: f32,
+    /// Current envelope level.
+    level: f32,
+    /// Release uses the short fade instead of `release_s` (stolen/choked voices).
+    fast_release: bool,
+    /// Host voice id for matching note-offs and reporting the end.
+    voice_id: Option<i32>,
+    /// MIDI channel for matching and reporting.
+    channel: u8,
+    /// MIDI note for pitch, matching and reporting.
+    note: u8,
+    /// Velocity as linear gain.
+    velocity: f32,
+    /// Start order; smaller is older (stealing picks the oldest).
+    age: u64,
+    /// Playhead in seconds of generation time, unwrapped so that generations of
+    /// different lengths each wrap it on their own during a crossfade.
+    pos_s: f64,
+}
+
+impl Voice {
+    const IDLE: Voice = Voice {
+        stage: Stage::Idle,
+        progress: 0.0,
+        start_level: 0.0,
+        level: 0.0,
+        fast_release: false,
+        voice_id: None,
+        channel: 0,
+        note: 0,
+        velocity: 0.0,
+        age: 0,
+        pos_s: 0.0,
+    };
+
+    fn active(&self) -> bool {
+        self.stage != Stage::Idle
+    }
+
+    fn end_event(&self, timing: u32) -> VoiceEnd {
+        VoiceEnd {
+            voice_id: self.voice_id,
+            channel: self.channel,
+            note: self.note,
+            timing,
+        }
+    }
+
+    fn release(&mut self, fast: bool) {
+        if self.active() {
+            self.stage = Stage::Release;
+            self.progress = 0.0;
+            self.start_level = self.level;
+            self.fast_release |= fast;
+        }
+    }
+
+    fn matches(&self, note: u8, channel: u8, voice_id: Option<i32>, by_id: bool) -> bool {
+        if by_id {
+            self.voice_id == voice_id
+        } else {
+            self.channel == channel && self.note == note
+        }
+    }
+
+    /// Advances the envelope by one sample; returns the level, or `None` when the
+    /// release has finished.
+    #[inline]
+    fn envelope(&mut self, s: &VoiceSettings, inv_sr: f32) -> Option<f32> {
+        match self.stage {
+            Stage::Idle => return None,
+            Stage::Attack => {
+                self.progress += inv_sr / s.attack_s.max(MIN_SEGMENT_S);
+                if self.progress >= 1.0 {
+                    self.stage = Stage::Decay;
+                    self.progress = 0.0;
+                    self.start_level = 1.0;
+                    self.level = 1.0;
+                } else {
+                    self.level = self.start_level + (1.0 - self.start_level) * self.progress;
+                }
+            }
+            Stage::Decay => {
+                let sustain = s.sustain.clamp(0.0, 1.0);
+                self.progress += inv_sr / s.decay_s.max(MIN_SEGMENT_S);
+                if self.progress >= 1.0 {
+                    self.stage = Stage::Sustain;
+                    self.level = sustain;
+                } else {
+                    self.level = sustain + (self.start_level - sustain) * curve(self.progress);
+                }
+            }
+            Stage::Sustain => {
+                // Follow sustain automation smoothly (~5 ms) instead of stepping.
+                let target = s.sustain.clamp(0.0, 1.0);
+                self.level += (target - self.level) * (inv_sr / FADE_OUT_S).min(1.0);
+            }
+            Stage::Release => {
+                let time = if self.fast_release {
+                    FADE_OUT_S
+                } else {
+                    s.release_s.max(MIN_SEGMENT_S)
+                };
+                self.progress += inv_sr / time;
+                if self.progress >= 1.0 {
+                    *self = Voice::IDLE;
+                    return None;
+                }
+                self.level = self.start_level * curve(self.progress);
+            }
+        }
+        Some(self.level)
+    }
+}
+
+/// Exponential segment shape from 1 (x = 0) to exactly 0 (x = 1).
+#[inline]
+fn curve(x: f32) -> f32 {
+    let end = (-CURVE_K).exp();
+    (((-CURVE_K * x).exp() - end) / (1.0 - end)).max(0.0)
+}
+
+/// Modified Bessel function of the first kind, order 0 (for the Kaiser window).
+fn bessel_i0(x: f64) -> f64 {
+    let mut sum = 1.0;
+    let mut term = 1.0;
+    let q = x * x / 4.0;
+    for k in 1..64 {
+        term *= q / (k * k) as f64;
+        sum += term;
+        if term < sum * 1e-17 {
+            break;
+        }
+    }
+    sum
+}
+
+/// Band-limited interpolator: a Kaiser-windowed sinc tabulated in units of zero
+/// crossings, so the same table serves every cutoff (stretching the kernel for
+/// rates above 1 moves the cutoff to the new Nyquist).
+struct SincTable {
+    /// `h(u)` for `u = j / SINC_RES`, `j in 0..=SINC_ZEROS*SINC_RES`, plus a zero guard.
+    taps: Vec<f32>,
+}
+
+impl SincTable {
+    fn new() -> Self {
+        let n = SINC_ZEROS * SINC_RES;
+        let norm = bessel_i0(KAISER_BETA);
+        let mut taps = Vec::with_capacity(n + 2);
+        for j in 0..=n {
+            let u = j as f64 / SINC_RES as f64;
+            let sinc = if j == 0 {
+                1.0
+            } else {
+                (std::f64::consts::PI * u).sin() / (std::f64::consts::PI * u)
+            };
+            let r = u / SINC_ZEROS as f64;
+            let w = bessel_i0(KAISER_BETA * (1.0 - r * r).max(0.0).sqrt()) / norm;
+            taps.push((sinc * w) as f32);
+        }
+        taps.push(0.0);
+        taps.push(0.0);
+        Self { taps }
+    }
+
+    /// Value of `src` at fractional index `x`, low-passed at `scale` × the source
+    /// Nyquist (`scale ≤ 1`). `wrap` treats the source as circular; otherwise it
+    /// is zero outside.
+    #[inline]
+    fn read(&self, src: &[f32], x: f64, scale: f32, wrap: bool) -> f32 {
+        let len = src.len() as i64;
+        if len == 0 {
+            return 0.0;
+        }
+        let reach = SINC_ZEROS as f32 / scale;
+        let centre = x.floor() as i64;
+        let frac = (x - centre as f64) as f32;
+        let half = reach.ceil() as i64;
+        let lo = centre - half + 1;
+        let hi = centre + half;
+        let step = scale * SINC_RES as f32;
+        let limit = (SINC_ZEROS * SINC_RES) as f32;
+        let mut acc = 0f32;
+        let tap = |d: f32| -> f32 {
+            let u = d.abs() * step;
+            if u >= limit {
+                return 0.0;
+            }
+            let i = u as usize;
+            let f = u - i as f32;
+            let a = self.taps[i];
+            a + (self.taps[i + 1] - a) * f
+        };
+        if lo >= 0 && hi < len {
+            for (k, &v) in src[lo as usize..=hi as usize].iter().enumerate() {
+                let d = frac + (centre - lo - k as i64) as f32;
+                acc += v * tap(d);
+            }
+        } else {
+            for n in lo..=hi {
+                let v = if (0..len).contains(&n) {
+                    src[n as usize]
+                } else if wrap {
+                    src[n.rem_euclid(len) as usize]
+                } else {
+                    continue;
+                };
+                let d = frac + (centre - n) as f32;
+                acc += v * tap(d);
+            }
+        }
+        acc * scale
+    }
+}
+
+/// Current and previous generation plus the crossfade between them.
+struct Bank {
+    /// The generation voices move towards (or play alone once the morph is done).
+    cur: Option<Box<Generation>>,
+    /// The generation fading out (`None`: fading in from silence); silent, kept
+    /// only until recycled, once `morph` is 1.
+    prev: Option<Box<Generation>>,
+    /// A generation that arrived mid-crossfade; it starts when the current fade ends,
+    /// so a fast engine can never force a cut. Newer arrivals replace it.
+    pending: Option<Box<Generation>>,
+    /// A buffer retired inside `render` (which has no recycle closure); handed back
+    /// on the next `receive`/`release_unused`.
+    retired: Option<Box<Generation>>,
+    /// Crossfade progress 0..1 from `prev` to `cur`.
+    morph: f32,
+}
+
+impl Bank {
+    /// Makes `g` the current generation; the old current one fades out over the morph.
+    fn promote(&mut self, g: Box<Generation>, recycle: &mut impl FnMut(Box<Generation>)) {
+        if let Some(old) = self.prev.take() {
+            recycle(old);
+        }
+        self.prev = self.cur.take();
+        self.cur = Some(g);
+        self.morph = 0.0;
+    }
+}
+
+/// The voice array and the generation bank; see the module docs.
+pub struct Voices {
+    /// Playing notes; `Idle` entries are free.
+    voices: [Voice; MAX_VOICES],
+    /// Stolen or choked voices finishing a short fade-out.
+    ghosts: [Voice; GHOSTS],
+    /// What the voices play.
+    bank: Bank,
+    /// Host sample rate.
+    sample_rate: f32,
+    /// Pitch bend in −1..1 (scaled by `bend_range` at render time).
+    bend: f32,
+    /// Next voice age stamp.
+    next_age: u64,
+    /// Band-limited interpolation kernel.
+    sinc: SincTable,
+    /// Voice ends produced outside `render` (stealing, choke), reported by the next `render`.
+    pending_ends: [VoiceEnd; MAX_PENDING_ENDS],
+    /// Number of valid entries in `pending_ends`.
+    pending_len: usize,
+}
+
+impl Default for Voices {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Voices {
+    /// All memory the voices will ever need is allocated here.
+    pub fn new() -> Self {
+        Self {
+            voices: [Voice::IDLE; MAX_VOICES],
+            ghosts: [Voice::IDLE; GHOSTS],
+            bank: Bank {
+                cur: None,
+                prev: None,
+                pending: None,
+                retired: None,
+                morph: 1.0,
+            },
+            sample_rate: 44100.0,
+            bend: 0.0,
+            next_age: 0,
+            sinc: SincTable::new(),
+            pending_ends: [VoiceEnd {
+                voice_id: None,
+                channel: 0,
+                note: 0,
+                timing: 0,
+            }; MAX_PENDING_ENDS],
+            pending_len: 0,
+        }
+    }
+
+    /// Host sample rate; non-finite or non-positive values are ignored.
+    pub fn set_output_sample_rate(&mut self, sr: f32) {
+        if sr.is_finite() && sr > 0.0 {
+            self.sample_rate = sr;
+        }
+    }
+
+    /// Silences every voice immediately (host reset); the bank is kept.
+    pub fn reset(&mut self) {
+        self.voices = [Voice::IDLE; MAX_VOICES];
+        self.ghosts = [Voice::IDLE; GHOSTS];
+        self.pending_len = 0;
+        self.bend = 0.0;
+    }
+
+    /// Number of voices currently holding a note (ghosts excluded).
+    pub fn active_count(&self) -> usize {
+        self.voices.iter().filter(|v| v.active()).count()
+    }
+
+    /// Id of the generation voices are moving towards, if any.
+    pub fn current_generation(&self) -> Option<u64> {
+        self.bank.cur.as_ref().map(|g| g.id)
+    }
+
+    /// Accepts a new generation. Buffers no longer needed go to `recycle`.
+    pub fn receive(&mut self, g: Box<Generation>, recycle: &mut impl FnMut(Box<Generation>)) {
+        self.release_unused(recycle);
+        if g.len == 0 || g.sample_rate == 0 || g.len > g.samples.len() {
+            // Nothing playable; keep what we have.
+            recycle(g);
+            return;
+        }
+        let sounding = self.voices.iter().chain(&self.ghosts).any(|v| v.active());
+        if !sounding {
+            // Nobody hears a switch, so make it instant and free the old buffers.
+            if let Some(old) = self.bank.pending.take() {
+                recycle(old);
+            }
+            if let Some(old) = self.bank.prev.take() {
+                recycle(old);
+            }
+            if let Some(old) = self.bank.cur.replace(g) {
+                recycle(old);
+            }
+            self.bank.morph = 1.0;
+        } else if self.bank.morph < 1.0 {
+            if let Some(old) = self.bank.pending.replace(g) {
+                recycle(old);
+            }
+        } else {
+            self.bank.promote(g, recycle);
+        }
+    }
+
+    /// Hands back buffers that no longer contribute to the sound (a finished
+    /// crossfade's old generation). `receive` does this too; calling it once per
+    /// block returns buffers to the engine sooner.
+    pub fn release_unused(&mut self, recycle: &mut impl FnMut(Box<Generation>)) {
+        if let Some(old) = self.bank.retired.take() {
+            recycle(old);
+        }
+        if self.bank.morph >= 1.0 {
+            if let Some(old) = self.bank.prev.take() {
+                recycle(old);
+            }
+        }
+    }
+
+    fn queue_end(&mut self, end: VoiceEnd) {
+        if self.pending_len < MAX_PENDING_ENDS {
+            self.pending_ends[self.pending_len] = end;
+            self.pending_len += 1;
+        }
+    }
+
+    /// Moves voice `i` into a ghost slot to fade out quickly, frees its slot and
+    /// returns its end event (timing 0, to be set by the caller).
+    fn steal(&mut self, i: usize) -> Option<VoiceEnd> {
+        let mut v = self.voices[i];
+        self.voices[i] = Voice::IDLE;
+        if !v.active() {
+            return None;
+        }
+        let end = v.end_event(0);
+        v.release(true);
+        // A free ghost, else the quietest one (its abrupt end is the least audible).
+        let slot = self
+            .ghosts
+            .iter()
+            .position(|g| !g.active())
+            .unwrap_or_else(|| {
+                let mut best = 0;
+                for (j, g) in self.ghosts.iter().enumerate() {
+                    if g.level < self.ghosts[best].level {
+                        best = j;
+                    }
+                }
+                best
+            });
+        self.ghosts[slot] = v;
+        Some(end)
+    }
+
+    /// The voice to steal: the oldest releasing one, else the oldest.
+    fn victim(&self) -> Option<usize> {
+        let oldest = |releasing: bool| {
+            self.voices
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.active() && (!releasing || v.stage == Stage::Release))
+                .min_by_key(|(_, v)| v.age)
+                .map(|(i, _)| i)
+        };
+        oldest(true).or_else(|| oldest(false))
+    }
+
+    /// Starts a note. Steals when `polyphony` voices are already sounding.
+    pub fn note_on(
+        &mut self,
+        s: &VoiceSettings,
+        note: u8,
+        velocity: f32,
+        channel: u8,
+        voice_id: Option<i32>,
+    ) {
+        let polyphony = s.polyphony.clamp(1, MAX_VOICES);
+        while self.active_count() >= polyphony {
+            match self.victim() {
+                Some(i) => {
+                    if let Some(end) = self.steal(i) {
+                        self.queue_end(end);
+                    }
+                }
+                None => break,
+            }
+        }
+        let Some(slot) = self.voices.iter().position(|v| !v.active()) else {
+            return;
+        };
+        let velocity = if velocity.is_finite() {
+            velocity.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.voices[slot] = Voice {
+            stage: Stage::Attack,
+            progress: 0.0,
+            start_level: 0.0,
+            level: 0.0,
+            fast_release: false,
+            voice_id,
+            channel,
+            note,
+            velocity,
+            age: self.next_age,
+            pos_s: 0.0,
+        };
+        self.next_age += 1;
+    }
+
+    /// Releases the matching held voices (by voice id when given and known,
+    /// else by channel and note).
+    pub fn note_off(&mut self, note: u8, channel: u8, voice_id: Option<i32>) {
+        let by_id = voice_id.is_some() && self.voices.iter().any(|v| v.active() && v.voice_id == voice_id);
+        for v in self.voices.iter_mut() {
+            if v.active() && v.stage != Stage::Release && v.matches(note, channel, voice_id, by_id) {
+                v.release(false);
+            }
+        }
+    }
+
+    /// Ends the matching voices now (with a click-free 5 ms fade) and reports them.
+    pub fn choke(&mut self, note: u8, channel: u8, voice_id: Option<i32>) {
+        let by_id = voice_id.is_some() && self.voices.iter().any(|v| v.active() && v.voice_id == voice_id);
+        for i in 0..MAX_VOICES {
+            let v = &self.voices[i];
+            if v.active() && v.matches(note, channel, voice_id, by_id) {
+                if let Some(end) = self.steal(i) {
+                    self.queue_end(end);
+                }
+            }
+        }
+    }
+
+    /// Pitch bend for all voices, −1..1 (× `bend_range` semitones).
+    pub fn pitch_bend(&mut self, normalized: f32) {
+        if normalized.is_finite() {
+            self.bend = normalized.clamp(-1.0, 1.0);
+        }
+    }
+
+    /// Playhead of each held voice in seconds (wrapped to the current generation
+    /// when looping), for the editor. Returns how many entries were written.
+    pub fn active_playheads(&self, out: &mut [f32; MAX_VOICES]) -> usize {
+        let dur = self
+            .bank
+            .cur
+            .as_ref()
+            .map(|g| g.len as f64 / g.sample_rate as f64)
+            .unwrap_or(0.0);
+        let mut n = 0;
+        for v in self.voices.iter().filter(|v| v.active()) {
+            out[n] = if dur > 0.0 {
+                v.pos_s.rem_euclid(dur) as f32
+            } else {
+                0.0
+            };
+            n += 1;
+        }
+        n
+    }
+
+    /// Adds the voices into `out_l`/`out_r` (a sub-block starting at `block_offset`
+    /// in the host buffer) and reports voices that ended through `ended`.
+    pub fn render(
+        &mut self,
+        s: &VoiceSettings,
+        out_l: &mut [f32],
+        out_r: &mut [f32],
+        block_offset: u32,
+        ended: &mut impl FnMut(VoiceEnd),
+    ) {
+        for e in &self.pending_ends[..self.pending_len] {
+            ended(VoiceEnd {
+                timing: block_offset,
+                ..*e
+            });
+        }
+        self.pending_len = 0;
+        // A lowered polyphony parameter takes voices away (oldest first, faded).
+        let polyphony = s.polyphony.clamp(1, MAX_VOICES);
+        while self.active_count() > polyphony {
+            match self.victim() {
+                Some(i) => {
+                    if let Some(end) = self.steal(i) {
+                        ended(VoiceEnd {
+                            timing: block_offset,
+                            ..end
+                        });
+                    }
+                }
+                None => break,
+            }
+        }
+
+        let n = out_l.len().min(out_r.len());
+        let sr = self.sample_rate;
+        let inv_sr = 1.0 / sr;
+        let morph_step = inv_sr / s.morph_s.max(MIN_MORPH_S);
+        let looping = s.looping;
+        let gain = if s.gain.is_finite() { s.gain } else { 0.0 };
+        let bend = self.bend * if s.bend_range.is_finite() { s.bend_range } else { 0.0 };
+        let root = if s.root_note.is_finite() { s.root_note } else { 60.0 };
+        let bank = &self.bank;
+        let sinc = &self.sinc;
+        let morph0 = bank.morph;
+        // Per-layer constants: (samples, source rate, is current, loops).
+        let layers = [
+            bank.cur.as_deref().map(|g| (g, true)),
+            bank.prev.as_deref().map(|g| (g, false)),
+        ];
+        let have_audio = bank.cur.is_some() || bank.prev.is_some();
+        for (is_ghost, v) in self
+            .voices
+            .iter_mut()
+            .map(|v| (false, v))
+            .chain(self.ghosts.iter_mut().map(|v| (true, v)))
+        {
+            if !v.active() {
+                continue;
+            }
+            let semis = v.note as f32 - root + bend;
+            let pitch = (semis / 12.0).exp2() as f64;
+            let dt = pitch / sr as f64;
+            let amp = v.velocity * gain;
+            // (source, source rate, kernel scale, wraps, is current)
+            let views = layers.map(|l| {
+                l.map(|(g, is_cur)| {
+                    let gsr = g.sample_rate as f64;
+                    let rate = (pitch * gsr / sr as f64) as f32;
+                    let scale = SINC_RHO / rate.clamp(1.0, MAX_STRETCH);
+                    (&g.samples[..g.len], gsr, scale, looping && g.looped, is_cur)
+                })
+            });
+            for i in 0..n {
+                let Some(env) = v.envelope(s, inv_sr) else {
+                    if !is_ghost {
+                        ended(VoiceEnd {
+                            voice_id: v.voice_id,
+                            channel: v.channel,
+                            note: v.note,
+                            timing: block_offset + i as u32,
+                        });
+                    }
+                    break;
+                };
+                let morph = (morph0 + morph_step * i as f32).min(1.0);
+                let mut sample = 0f32;
+                let mut any_left = false;
+                for &(src, gsr, scale, wrap, is_cur) in views.iter().flatten() {
+                    let w = if is_cur { morph } else { 1.0 - morph };
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    let x = v.pos_s * gsr;
+                    let len = src.len() as f64;
+                    if wrap {
+                        any_left = true;
+                        sample += w * sinc.read(src, x.rem_euclid(len), scale, true);
+                    } else if x < len {
+                        any_left = true;
+                        // Fade the last few ms so a one-shot never ends on a step.
+                        let remaining = (len - x) / gsr;
+                        let tail = ((remaining / FADE_OUT_S as f64) as f32).min(1.0);
+                        sample += w * tail * sinc.read(src, x, scale, false);
+                    }
+                }
+                if !any_left && have_audio && morph >= 1.0 {
+                    // One-shot reached the end of everything it was playing.
+                    if !is_ghost {
+                        ended(v.end_event(block_offset + i as u32));
+                    }
+                    *v = Voice::IDLE;
+                    break;
+                }
+                let y = sample * env * amp;
+                out_l[i] += y;
+                out_r[i] += y;
+                v.pos_s += dt;
+            }
+        }
+
+        // Advance the crossfade; finish it and start a waiting generation.
+        let bank = &mut self.bank;
+        bank.morph = (bank.morph + morph_step * n as f32).min(1.0);
+        if bank.morph >= 1.0 && bank.pending.is_some() && bank.retired.is_none() {
+            if let Some(next) = bank.pending.take() {
+                let mut slot = None;
+                bank.promote(next, &mut |old| slot = Some(old));
+                bank.retired = slot;
+            }
+        }
+    }
+}
+
+/// Output safety: a smooth knee above −1 dBFS that never exceeds ±1, and NaN/Inf → 0.
+/// Stateless, so it cannot pump; the knee is C¹ so it adds no edge of its own.
+#[derive(Clone, Debug, Default)]
+pub struct SoftLimiter {
+    /// Knee start (linear), below which samples pass unchanged.
+    threshold: f32,
+}
+
+impl SoftLimiter {
+    /// A limiter with its knee at −1 dBFS.
+    pub fn new() -> Self {
+        Self {
+            threshold: 10f32.powf(-1.0 / 20.0),
+        }
+    }
+
+    /// Limits both channels in place.
+    pub fn process(&mut self, l: &mut [f32], r: &mut [f32]) {
+        let t = self.threshold;
+        let room = 1.0 - t;
+        let shape = |x: &mut f32| {
+            if !x.is_finite() {
+                *x = 0.0;
+            } else if x.abs() > t {
+                let over = (x.abs() - t) / room;
+                *x = x.signum() * (t + room * over.tanh());
+            }
+        };
+        l.iter_mut().for_each(shape);
+        r.iter_mut().for_each(shape);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use realfft::RealFftPlanner;
+
+    const OUT_SR: f32 = 44100.0;
+
+    fn sine_generation(freq: f32, sr: u32, len: usize, id: u64, amp: f32, phase: f32) -> Box<Generation> {
+        let mut g = Box::new(Generation::with_capacity(len));
+        for (n, s) in g.samples.iter_mut().enumerate() {
+            *s = amp * (2.0 * std::f32::consts::PI * freq * n as f32 / sr as f32 + phase).sin();
+        }
+        g.len = len;
+        g.sample_rate = sr;
+        g.id = id;
+        g.looped = true;
+        g
+    }
+
+    fn settings() -> VoiceSettings {
+        VoiceSettings {
+            attack_s: 0.001,
+            decay_s: 0.001,
+            sustain: 1.0,
+            release_s: 0.05,
+            root_note: 60.0,
+            bend_range: 2.0,
+            gain: 1.0,
+            looping: true,
+            morph_s: 0.05,
+            polyphony: 8,
+        }
+    }
+
+    fn voices_with(g: Box<Generation>) -> (Voices, Vec<Box<Generation>>) {
+        let mut v = Voices::new();
+        v.set_output_sample_rate(OUT_SR);
+        let mut back = Vec::new();
+        v.receive(g, &mut |old| back.push(old));
+        (v, back)
+    }
+
+    /// Renders `len` samples in 64-sample sub-blocks; returns (left, ends).
+    fn render(v: &mut Voices, s: &VoiceSettings, len: usize) -> (Vec<f32>, Vec<VoiceEnd>) {
+        let mut l = vec![0.0; len];
+        let mut r = vec![0.0; len];
+        let mut ends = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let end = (start + 64).min(len);
+            let mut got = [None; 8];
+            let mut k = 0;
+            v.render(s, &mut l[start..end], &mut r[start..end], start as u32, &mut |e| {
+                got[k] = Some(e);
+                k += 1;
+            });
+            ends.extend(got.iter().flatten());
+            start = end;
+        }
+        assert_eq!(l, r, "voices are centred");
+        (l, ends)
+    }
+
+    /// Peak frequency with parabolic interpolation.
+    fn peak_hz(x: &[f32], sr: f32) -> (f32, f32) {
+        let n = x.len().next_power_of_two() * 2;
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(n);
+        let mut buf = fft.make_input_vec();
+        for (i, &v) in x.iter().enumerate() {
+            buf[i] = v * (0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / x.len() as f32).cos());
+        }
+        let mut spec = fft.make_output_vec();
+        fft.process(&mut buf, &mut spec).unwrap();
+        let mags: Vec<f32> = spec.iter().map(|c| c.norm()).collect();
+        let k = (1..mags.len() - 1).max_by(|&a, &b| mags[a].total_cmp(&mags[b])).unwrap();
+        let (l, c, r) = (mags[k - 1].ln(), mags[k].ln(), mags[k + 1].ln());
+        let d = 0.5 * (l - r) / (l - 2.0 * c + r);
+        ((k as f32 + d) * sr / n as f32, mags[k])
+    }
+
+    fn rms(x: &[f32]) -> f32 {
+        (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+    }
+
+    #[test]
+    fn root_note_keeps_pitch_and_octave_doubles_it() {
+        let s = settings();
+        for (note, expect) in [(60u8, 441.0f32), (72, 882.0), (53, 441.0 * (-7f32 / 12.0).exp2())] {
+            let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+            v.note_on(&s, note, 1.0, 0, None);
+            let (out, _) = render(&mut v, &s, 22050);
+            let (f, _) = peak_hz(&out[2048..], OUT_SR);
+            assert!((f - expect).abs() < 0.003 * expect, "note {note}: {f} Hz vs {expect}");
+            // Level is preserved through the resampler (sine amplitude 0.5 → RMS 0.354).
+            assert!((rms(&out[4096..]) - 0.3536).abs() < 0.01, "rms {}", rms(&out[4096..]));
+        }
+        // Pitch bend: +1 × 2 semitones.
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.pitch_bend(1.0);
+        v.note_on(&s, 60, 1.0, 0, None);
+        let (out, _) = render(&mut v, &s, 22050);
+        let (f, _) = peak_hz(&out[2048..], OUT_SR);
+        assert!((f - 441.0 * (2f32 / 12.0).exp2()).abs() < 2.0, "bent {f}");
+    }
+
+    #[test]
+    fn high_notes_do_not_alias() {
+        let s = VoiceSettings {
+            root_note: 60.0,
+            ..settings()
+        };
+        // 5 kHz at 22.05 kHz: 4410 samples hold exactly 1000 cycles, so it loops cleanly.
+        let src = || sine_generation(5000.0, 22050, 4410, 1, 0.5, 0.0);
+        // +12: 10 kHz is below the output Nyquist and must come through intact.
+        let (mut v, _) = voices_with(src());
+        v.note_on(&s, 72, 1.0, 0, None);
+        let (out, _) = render(&mut v, &s, 16384);
+        let (f, _) = peak_hz(&out[4096..], OUT_SR);
+        assert!((f - 10000.0).abs() < 20.0, "+12 peak at {f}");
+        assert!(rms(&out[4096..]) > 0.3);
+        // +36: 40 kHz cannot be represented at 44.1 kHz; a naive resampler folds it
+        // to 4.1 kHz at full level. Band-limited, almost nothing may remain.
+        let (mut v, _) = voices_with(src());
+        v.note_on(&s, 96, 1.0, 0, None);
+        let (out, _) = render(&mut v, &s, 16384);
+        let level = rms(&out[4096..]) / 0.3536;
+        assert!(level < 1e-3, "aliased energy at {:.1} dB", 20.0 * level.log10());
+    }
+
+    #[test]
+    fn release_reaches_silence_and_reports_the_end() {
+        let s = settings();
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 3, Some(42));
+        let (out, ends) = render(&mut v, &s, 4410);
+        assert!(rms(&out[2000..]) > 0.3 && ends.is_empty());
+        // Wrong channel or id does nothing.
+        v.note_off(60, 4, None);
+        v.note_off(60, 3, Some(7));
+        assert_eq!(v.active_count(), 1);
+        v.note_off(60, 3, Some(42));
+        let release_len = (s.release_s * OUT_SR) as usize;
+        let (out, ends) = render(&mut v, &s, release_len + 256);
+        assert!(out[..64].iter().any(|x| x.abs() > 0.2), "release starts from full level");
+        // Smooth: no sample jumps more than a 441 Hz sine at 0.5 can move.
+        assert!(out.windows(2).all(|w| (w[1] - w[0]).abs() < 0.04));
+        assert!(out[release_len + 2..].iter().all(|&x| x == 0.0));
+        assert_eq!(ends.len(), 1);
+        assert_eq!(
+            (ends[0].voice_id, ends[0].channel, ends[0].note),
+            (Some(42), 3, 60)
+        );
+        assert!((ends[0].timing as i64 - release_len as i64).abs() <= 2);
+        assert_eq!(v.active_count(), 0);
+    }
+
+    #[test]
+    fn voice_stealing_with_polyphony_two() {
+        let s = VoiceSettings {
+            polyphony: 2,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.2, 0.0));
+        v.note_on(&s, 60, 1.0, 0, None);
+        v.note_on(&s, 64, 1.0, 0, None);
+        let _ = render(&mut v, &s, 256);
+        v.note_on(&s, 67, 1.0, 0, None); // steals 60, the oldest
+        let (_, ends) = render(&mut v, &s, 64);
+        assert_eq!(ends.iter().map(|e| e.note).collect::<Vec<_>>(), vec![60]);
+        assert_eq!(ends[0].timing, 0);
+        assert_eq!(v.active_count(), 2);
+        // A releasing voice is stolen before an older held one.
+        v.note_off(67, 0, None);
+        v.note_on(&s, 71, 1.0, 0, None);
+        let (out, ends) = render(&mut v, &s, 4410);
+        assert_eq!(ends.iter().map(|e| e.note).collect::<Vec<_>>(), vec![67]);
+        // The stolen voice fades instead of cutting: steps stay small.
+        assert!(out.windows(2).all(|w| (w[1] - w[0]).abs() < 0.1));
+        // Choke ends the matching voice at once (reported on the next render).
+        v.choke(64, 0, None);
+        let (_, ends) = render(&mut v, &s, 64);
+        assert_eq!(ends.iter().map(|e| e.note).collect::<Vec<_>>(), vec![64]);
+        assert_eq!(v.active_count(), 1);
+        // Lowering polyphony to 1 with two voices steals the oldest.
+        v.note_on(&s, 72, 1.0, 0, None);
+        let one = VoiceSettings { polyphony: 1, ..s };
+        let (_, ends) = render(&mut v, &one, 64);
+        assert_eq!(ends.iter().map(|e| e.note).collect::<Vec<_>>(), vec![71]);
+        assert_eq!(v.active_count(), 1);
+    }
+
+    #[test]
+    fn crossfade_to_a_new_generation_has_no_step() {
+        let s = VoiceSettings {
+            morph_s: 0.02,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, None);
+        let (a, _) = render(&mut v, &s, 1000);
+        // The new generation is the same tone inverted: a hard switch would jump by
+        // up to 1.0; a crossfade passes smoothly through silence.
+        let mut back = Vec::new();
+        v.receive(sine_generation(441.0, 22050, 22050, 2, 0.5, std::f32::consts::PI), &mut |g| {
+            back.push(g)
+        });
+        assert!(back.is_empty(), "the old generation is still fading");
+        // A third generation mid-fade waits; a fourth replaces it (third recycled).
+        let inverted = |id| sine_generation(441.0, 22050, 22050, id, 0.5, std::f32::consts::PI);
+        v.receive(inverted(3), &mut |g| back.push(g));
+        v.receive(inverted(4), &mut |g| back.push(g));
+        assert_eq!(back.iter().map(|g| g.id).collect::<Vec<_>>(), vec![3]);
+        let (b, _) = render(&mut v, &s, 4000);
+        let max_step = 2.0 * std::f32::consts::PI * 441.0 / OUT_SR * 0.5 * 1.15;
+        let joined: Vec<f32> = a.iter().chain(&b).copied().collect();
+        let worst = joined.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        assert!(worst < max_step, "step {worst} vs {max_step}");
+        // Mid-fade the two tones cancel; afterwards the inverted tone plays at full level.
+        let mid = (0.01 * OUT_SR) as usize;
+        assert!(rms(&b[mid - 40..mid + 40]) < 0.05);
+        assert!(rms(&b[1000..1800]) > 0.3);
+        assert_eq!(v.current_generation(), Some(4));
+        let (_, _) = render(&mut v, &s, 2000);
+        // Finished fades hand their buffers back (1 and 2 by now).
+        v.release_unused(&mut |g| back.push(g));
+        let mut ids: Vec<u64> = back.iter().map(|g| g.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn one_shot_ends_and_reports() {
+        let s = VoiceSettings {
+            looping: false,
+            ..settings()
+        };
+        // 0.1 s at 22.05 kHz = 4410 output samples at the root pitch.
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 2205, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 1, Some(9));
+        let (out, ends) = render(&mut v, &s, 6000);
+        assert_eq!(ends.len(), 1);
+        assert_eq!((ends[0].note, ends[0].channel, ends[0].voice_id), (60, 1, Some(9)));
+        assert!((ends[0].timing as i64 - 4410).abs() <= 2, "ended at {}", ends[0].timing);
+        assert!(out[4412..].iter().all(|&x| x == 0.0));
+        assert!(out.windows(2).all(|w| (w[1] - w[0]).abs() < 0.04), "one-shot end fades");
+        assert_eq!(v.active_count(), 0);
+        // Looping the same generation keeps sounding.
+        let s = settings();
+        v.note_on(&s, 60, 1.0, 1, None);
+        let (out, ends) = render(&mut v, &s, 9000);
+        assert!(ends.is_empty() && rms(&out[8000..]) > 0.3);
+        let mut heads = [0.0; MAX_VOICES];
+        assert_eq!(v.active_playheads(&mut heads), 1);
+        assert!((heads[0] - (9000.0 / OUT_SR) % 0.1).abs() < 1e-3);
+    }
+
+    #[test]
+    fn render_note_on_and_receive_do_not_allocate() {
+        let s = settings();
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        let mut spare = Some(sine_generation(441.0, 22050, 22050, 2, 0.5, 0.0));
+        let mut l = vec![0.0f32; 256];
+        let mut r = vec![0.0f32; 256];
+        let mut back: [Option<Box<Generation>>; 4] = [None, None, None, None];
+        let mut limiter = SoftLimiter::new();
+        nice_assert_no_alloc::assert_no_alloc(|| {
+            let mut ends = 0;
+            for note in 0..20u8 {
+                v.note_on(&s, 40 + note, 0.8, 0, Some(note as i32));
+                v.render(&s, &mut l, &mut r, 0, &mut |_| ends += 1);
+            }
+            if let Some(g) = spare.take() {
+                let mut k = 0;
+                v.receive(g, &mut |old| {
+                    back[k] = Some(old);
+                    k += 1;
+                });
+            }
+            v.note_off(45, 0, None);
+            v.choke(50, 0, Some(10));
+            v.pitch_bend(0.5);
+            v.render(&s, &mut l, &mut r, 0, &mut |_| ends += 1);
+            limiter.process(&mut l, &mut r);
+            assert!(ends > 0);
+        });
+        // Keep boxes alive until here so their drop is outside the no-alloc region.
+        drop(back);
+    }
+
+    #[test]
+    fn limiter_is_smooth_bounded_and_sanitises() {
+        let mut lim = SoftLimiter::new();
+        let mut l = vec![0.5, 0.89, 0.95, 2.0, 100.0, -100.0, f32::NAN, f32::INFINITY];
+        let mut r = l.clone();
+        lim.process(&mut l, &mut r);
+        assert_eq!(l[..2], [0.5, 0.89]);
+        assert!(l[2] < 0.95 && l[2] > 0.9);
+        assert!(l[3] < 1.0 && l[3] > l[2]);
+        assert!(l[4] <= 1.0 && l[5] >= -1.0 && l[4] > 0.999);
+        assert_eq!(l[6..], [0.0, 0.0]);
+        assert_eq!(l, r);
+        // Monotonic and continuous across the knee.
+        let mut ramp: Vec<f32> = (0..2000).map(|i| i as f32 * 0.001).collect();
+        let mut other = ramp.clone();
+        lim.process(&mut ramp, &mut other);
+        assert!(ramp.windows(2).all(|w| w[1] >= w[0] && w[1] - w[0] <= 0.0011));
+    }
+
+    #[test]
+    fn no_generation_is_silent_and_safe() {
+        let s = settings();
+        let mut v = Voices::new();
+        v.set_output_sample_rate(48000.0);
+        v.note_on(&s, 60, 1.0, 0, None);
+        let (out, _) = render(&mut v, &s, 512);
+        assert!(out.iter().all(|&x| x == 0.0));
+        // Non-finite settings never produce non-finite output.
+        let bad = VoiceSettings {
+            root_note: f32::NAN,
+            gain: f32::INFINITY,
+            ..settings()
+        };
+        let mut back = Vec::new();
+        v.receive(sine_generation(441.0, 22050, 2205, 1, 0.5, 0.0), &mut |g| back.push(g));
+        let (out, _) = render(&mut v, &bad, 512);
+        assert!(out.iter().all(|x| x.is_finite()));
+        v.reset();
+        assert_eq!(v.active_count(), 0);
+    }
+}

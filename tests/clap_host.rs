@@ -1,0 +1,552 @@
+//! Grown as a DAW sees it: the CLAP bundle loaded by a headless host (clack-host).
+//!
+//! These tests need the bundle: run `cargo xtask bundle grown --release` first (CI
+//! does). A missing bundle fails the tests with that instruction rather than
+//! skipping them, because a skipped host test reads as a pass. Set
+//! `GROWN_CLAP_BUNDLE` to test another file.
+//!
+//! The allocation test instead loads the debug-assertion build of the library that
+//! `cargo test` itself just compiled, so nice-plug's `assert_process_allocs` aborts
+//! on any allocation in `process()`; it runs in a child process so that an abort
+//! becomes a test failure with the plugin's backtrace instead of killing the runner.
+//!
+//! Engine timing: ONNX Runtime, the model and the vocoder load lazily on the engine
+//! thread, so every scenario first plays notes until sound appears (≤ 30 s), and
+//! compares outputs only after growth has settled (two identical probes in a row).
+
+mod analysis;
+mod ext;
+mod host;
+
+use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
+use host::{Blocks, Ev, Library, Plugin, Stereo};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long the engine may take to load ONNX Runtime and grow its first sound.
+const FIRST_SOUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long growth may take to reach its target after a parameter change.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Output above this peak counts as sound; a grown texture at default gain is far louder.
+const AUDIBLE: f32 = 1e-3;
+const ROOT: u8 = 60;
+
+/// One scenario at a time: every instance runs its own engine thread, and parallel
+/// engines on a 2-core machine would turn the timing checks into noise.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Cargo's target directory: test binaries live in `<target>/<profile>/deps/`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary outside a cargo target directory")
+        .to_path_buf()
+}
+
+fn bundle_path() -> PathBuf {
+    let path = std::env::var_os("GROWN_CLAP_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("bundled").join("Grown.clap"));
+    assert!(
+        path.is_file(),
+        "\n\n*** {} is missing: build it with `cargo xtask bundle grown --release` \
+         before `cargo test` (the CLAP host tests load the real bundle) ***\n",
+        path.display()
+    );
+    warn_if_stale(&path);
+    path
+}
+
+/// A bundle older than the sources tests old code; say so loudly but go on, since
+/// a developer may be testing an older build on purpose.
+fn warn_if_stale(bundle: &Path) {
+    let Ok(built) = bundle.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t > built) {
+                eprintln!(
+                    "WARNING: {} is newer than {}; rebuild with `cargo xtask bundle grown --release`",
+                    path.display(),
+                    bundle.display()
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn assert_finite(audio: &Stereo, what: &str) {
+    if let Some(i) = audio.first_non_finite() {
+        panic!(
+            "{what}: non-finite sample at {i} (left {}, right {})",
+            audio.left[i], audio.right[i]
+        );
+    }
+}
+
+/// Sets a parameter by display name to a plain value, at the start of a short render.
+fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
+    let info = plugin.param(name);
+    assert!(
+        (info.min..=info.max).contains(&plain),
+        "{name} = {plain} is outside {}..{}",
+        info.min,
+        info.max
+    );
+    let block = plugin.max_block;
+    let out = plugin.render(block, &[Ev::param(0, info.id, plain)], Blocks::Fixed(block));
+    assert_finite(&out, name);
+    let now = plugin.param_value(info.id);
+    assert!(
+        (now - plain).abs() < 1e-6,
+        "{name} reads back {now} after automating it to {plain}"
+    );
+}
+
+/// Seconds shown by a time parameter such as "0.300 s".
+fn param_seconds(plugin: &mut Plugin, name: &str) -> f64 {
+    let id = plugin.param(name).id;
+    let text = plugin.param_text(id);
+    let number: String = text
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    let value: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} shows {text:?}, not a number of seconds"));
+    if text.contains("ms") {
+        value / 1000.0
+    } else {
+        value
+    }
+}
+
+/// Plays a note now and then until the plugin makes sound; returns how long that took.
+fn wait_for_sound(plugin: &mut Plugin) -> Duration {
+    let start = Instant::now();
+    let chunk = plugin.seconds(0.1);
+    let block = plugin.max_block;
+    loop {
+        let held = plugin.render(chunk, &[Ev::on(0, ROOT)], Blocks::Fixed(block));
+        let released = plugin.render(chunk, &[Ev::off(0, ROOT)], Blocks::Fixed(block));
+        assert_finite(&held, "waiting for sound");
+        assert_finite(&released, "waiting for sound");
+        if held.peak() > AUDIBLE || released.peak() > AUDIBLE {
+            let tail = plugin.seconds(2.0);
+            plugin.render_silence(tail);
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < FIRST_SOUND_TIMEOUT,
+            "no sound {FIRST_SOUND_TIMEOUT:?} after note-on: the engine never delivered a \
+             generation (is libonnxruntime.so.1.31.1 beside the plugin? see stderr)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Holds `key` for `hold_s`, releases it and renders the release tail.
+fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
+    let hold = plugin.seconds(hold_s);
+    let tail = plugin.seconds(0.6);
+    let block = plugin.max_block;
+    let mut out = plugin.render(hold, &[Ev::on(0, key)], Blocks::Fixed(block));
+    let release = plugin.render(tail, &[Ev::off(0, key)], Blocks::Fixed(block));
+    out.left.extend(release.left);
+    out.right.extend(release.right);
+    assert_finite(&out, "probe");
+    out
+}
+
+/// Repeats a probe until two in a row are sample-identical and audible: growth has
+/// reached its target and any morph crossfade is over.
+fn settled_probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
+    let start = Instant::now();
+    let mut previous = probe(plugin, key, hold_s);
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let next = probe(plugin, key, hold_s);
+        if next == previous && next.peak() > AUDIBLE {
+            return next;
+        }
+        assert!(
+            start.elapsed() < SETTLE_TIMEOUT,
+            "the output of note {key} still changes after {SETTLE_TIMEOUT:?} (peak {})",
+            next.peak()
+        );
+        previous = next;
+    }
+}
+
+/// A fresh, activated, sounding instance.
+fn sounding_instance(library: &Library, sample_rate: f64, block: usize) -> Plugin {
+    let mut plugin = library.instantiate();
+    plugin.activate(sample_rate, block);
+    let waited = wait_for_sound(&mut plugin);
+    eprintln!("first sound after {waited:?}");
+    plugin
+}
+
+fn release_library() -> Library {
+    Library::load(&bundle_path())
+}
+
+#[test]
+fn scanning_and_instantiation_are_fast() {
+    let _serial = serial();
+    let bundle = bundle_path();
+    // A private copy makes this the first load of that file in this process, so the
+    // time includes dlopen and the entry's init, as in a host's scan.
+    let scratch = std::env::temp_dir().join(format!("grown-scan-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let copy = scratch.join("Grown.clap");
+    std::fs::copy(&bundle, &copy).unwrap();
+
+    let start = Instant::now();
+    let library = Library::load(&copy);
+    let name = library.descriptor_name();
+    let scanned = start.elapsed();
+    let mut plugin = library.instantiate();
+    plugin.activate(48_000.0, 512);
+    let ready = start.elapsed();
+    assert_eq!(name, "Grown");
+    assert!(scanned < Duration::from_millis(100), "scan took {scanned:?}");
+    assert!(
+        ready < Duration::from_millis(100),
+        "load + instantiate + activate took {ready:?}: ONNX Runtime and models must load on the engine thread"
+    );
+
+    // Every stable parameter is there, each under its own id.
+    let names: Vec<&str> = plugin.param_list.iter().map(|p| p.name.as_str()).collect();
+    for wanted in ["Growth", "Seed", "Release", "Gain"] {
+        assert!(names.contains(&wanted), "no {wanted} in {names:?}");
+    }
+    assert_eq!(plugin.param_list.len(), grown::params::PARAM_IDS.len());
+    let mut ids: Vec<u32> = plugin.param_list.iter().map(|p| p.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), plugin.param_list.len(), "duplicate parameter ids");
+
+    let silence = plugin.render_silence(4096);
+    assert_finite(&silence, "silence");
+    assert_eq!(silence.peak(), 0.0, "output without notes");
+    let start = Instant::now();
+    drop(plugin);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "destroying an instance took {:?}",
+        start.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn notes_sound_sample_accurately_and_release_to_silence() {
+    let _serial = serial();
+    let library = release_library();
+    let mut plugin = sounding_instance(&library, 48_000.0, 512);
+    let release_s = param_seconds(&mut plugin, "Release");
+    let attack_s = param_seconds(&mut plugin, "Attack");
+    plugin.render_silence(plugin.seconds(release_s + 0.5));
+
+    // Note-on in the middle of the second block, note-off 0.4 s later mid-block too.
+    let on = 512 + 100;
+    let off = on + plugin.seconds(0.4) + 37;
+    let total = off + plugin.seconds(release_s + 0.3);
+    let out = plugin.render(total, &[Ev::on(on, ROOT), Ev::off(off, ROOT)], Blocks::Fixed(512));
+    assert_finite(&out, "note");
+
+    let before = out.slice(0, on);
+    assert_eq!(before.peak(), 0.0, "sound before the note-on's sample offset");
+    let onset = out
+        .mono()
+        .iter()
+        .position(|x| x.abs() > 0.0)
+        .expect("the note never sounded");
+    assert!(
+        onset <= on + 8,
+        "note-on at sample {on} first sounds at {onset}"
+    );
+    let attack_end = on + plugin.seconds(attack_s) + 1;
+    assert!(
+        out.slice(on, attack_end + plugin.seconds(0.02)).peak() > AUDIBLE,
+        "inaudible right after the attack"
+    );
+    let held = out.slice(on + plugin.seconds(0.1), off);
+    assert!(held.rms() > AUDIBLE / 4.0, "held note rms {}", held.rms());
+
+    // Release: still sounding just after note-off, silent once the release is over.
+    let just_after = out.slice(off, off + plugin.seconds(0.01));
+    assert!(just_after.peak() > AUDIBLE, "sound stopped at note-off; release is {release_s} s");
+    let after_release = out.slice(off + plugin.seconds(release_s + 0.05), total);
+    assert!(
+        after_release.peak() < 1e-5,
+        "still {} peak {release_s} s (release) + 50 ms after note-off",
+        after_release.peak()
+    );
+}
+
+#[test]
+fn every_sample_rate_and_block_size_plays_the_same_sound() {
+    let _serial = serial();
+    let library = release_library();
+    let mut plugin = sounding_instance(&library, 48_000.0, 512);
+    // Reactivation keeps the grown sound, so each configuration sounds at once.
+    let reference = settled_probe(&mut plugin, ROOT, 0.5);
+    let reference_centroid = centroid_hz(&spectrum(&reference.mono()), 48_000.0);
+
+    let irregular: &[usize] = &[1, 7, 64, 333, 512, 2, 4096, 1000];
+    for sample_rate in [44_100.0, 48_000.0, 96_000.0] {
+        for max_block in [1usize, 64, 512, 4096] {
+            plugin.activate(sample_rate, max_block);
+            let blocks = if max_block == 4096 {
+                Blocks::Cycle(irregular)
+            } else {
+                Blocks::Fixed(max_block)
+            };
+            let hold = plugin.seconds(0.4);
+            let tail = plugin.seconds(0.5);
+            let total = hold + tail;
+            let on = max_block.min(hold / 2) / 2 + 3;
+            let out = plugin.render(total, &[Ev::on(on, ROOT), Ev::off(on + hold, ROOT)], blocks);
+            let what = format!("{sample_rate} Hz, blocks of {max_block}");
+            assert_finite(&out, &what);
+            assert_eq!(out.slice(0, on).peak(), 0.0, "{what}: sound before the note");
+            let held = out.slice(on + plugin.seconds(0.05), on + hold);
+            assert!(held.rms() > AUDIBLE / 4.0, "{what}: rms {}", held.rms());
+            let centroid = centroid_hz(&spectrum(&held.mono()), sample_rate);
+            let ratio = centroid / reference_centroid;
+            assert!(
+                (0.9..1.1).contains(&ratio),
+                "{what}: spectral centroid {centroid:.0} Hz vs {reference_centroid:.0} Hz at 48 kHz"
+            );
+            assert!(
+                out.slice(total - plugin.seconds(0.1), total).peak() < 1e-5,
+                "{what}: not silent after the release"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_octave_up_doubles_the_pitch() {
+    let _serial = serial();
+    let library = release_library();
+    let sample_rate = 48_000.0;
+    let mut plugin = sounding_instance(&library, sample_rate, 512);
+    // Full sustain, so the level does not change while we average the spectrum.
+    set_param(&mut plugin, "Sustain", 1.0);
+    // Note 72 plays the grown sound twice as fast, so half the time covers the same
+    // stretch of it: compare 0.05..1.0 s at note 60 with 0.025..0.5 s at note 72.
+    let low = settled_probe(&mut plugin, ROOT, 1.0);
+    let high = probe(&mut plugin, ROOT + 12, 0.5);
+    let low = spectrum(&low.slice(plugin.seconds(0.05), plugin.seconds(1.0)).mono());
+    let high = spectrum(&high.slice(plugin.seconds(0.025), plugin.seconds(0.5)).mono());
+
+    let centroid_ratio = centroid_hz(&high, sample_rate) / centroid_hz(&low, sample_rate);
+    assert!(
+        (1.7..2.3).contains(&centroid_ratio),
+        "spectral centroid ratio {centroid_ratio:.3} for an octave (want 2 ± 15 %)"
+    );
+    let scale = best_frequency_scale(&low, &high, sample_rate, (1.5, 2.5), 14_000.0);
+    assert!(
+        (scale - 2.0).abs() <= 0.06,
+        "the octave's spectrum is the root's scaled by {scale:.3} (want 2 ± 3 %)"
+    );
+}
+
+#[test]
+fn seeds_change_the_sound_and_the_same_seed_repeats_it() {
+    let _serial = serial();
+    let library = release_library();
+    let sample_rate = 48_000.0;
+    let mut first = sounding_instance(&library, sample_rate, 512);
+    let mut twin = sounding_instance(&library, sample_rate, 512);
+    let mut other = sounding_instance(&library, sample_rate, 512);
+    let seed = first.param("Seed");
+    assert_eq!(twin.param("Seed").id, seed.id);
+    let base = first.param_value(seed.id);
+    let other_seed = if base + 1.0 <= seed.max { base + 1.0 } else { base - 1.0 };
+    set_param(&mut other, "Seed", other_seed);
+
+    let a = settled_probe(&mut first, ROOT, 0.5);
+    let b = settled_probe(&mut twin, ROOT, 0.5);
+    let c = settled_probe(&mut other, ROOT, 0.5);
+    assert!(a == b, "two instances with seed {base} differ (max diff {})", max_diff(&a, &b));
+    let distance = spectral_distance(&spectrum(&a.mono()), &spectrum(&c.mono()), sample_rate, 8_000.0);
+    assert!(a != c, "seeds {base} and {other_seed} give identical samples");
+    assert!(
+        distance > 1e-3,
+        "seeds {base} and {other_seed} give the same spectrum (distance {distance:.2e})"
+    );
+}
+
+#[test]
+fn automating_growth_changes_the_sound() {
+    let _serial = serial();
+    let library = release_library();
+    let sample_rate = 48_000.0;
+    let mut plugin = sounding_instance(&library, sample_rate, 512);
+    let growth = plugin.param("Growth");
+    let before = settled_probe(&mut plugin, ROOT, 0.5);
+    let current = plugin.param_value(growth.id);
+    let target = (current / 4.0).round().max(growth.min + 1.0);
+    assert!(target != current, "Growth is already at {current}");
+
+    // Sample-accurate automation in the middle of a block, while a note plays.
+    let out = plugin.render(
+        4096,
+        &[Ev::on(0, ROOT), Ev::param(1234, growth.id, target), Ev::off(3000, ROOT)],
+        Blocks::Fixed(512),
+    );
+    assert_finite(&out, "automation");
+    assert_eq!(plugin.param_value(growth.id), target);
+    plugin.render_silence(plugin.seconds(1.0));
+
+    let after = settled_probe(&mut plugin, ROOT, 0.5);
+    let distance = spectral_distance(
+        &spectrum(&before.mono()),
+        &spectrum(&after.mono()),
+        sample_rate,
+        8_000.0,
+    );
+    assert!(before != after, "Growth {current} → {target} left the samples unchanged");
+    assert!(
+        distance > 1e-3,
+        "Growth {current} → {target} left the spectrum unchanged (distance {distance:.2e})"
+    );
+}
+
+#[test]
+fn saved_state_reproduces_the_sound_in_a_new_instance() {
+    let _serial = serial();
+    let library = release_library();
+    let sample_rate = 48_000.0;
+    let mut original = sounding_instance(&library, sample_rate, 512);
+    let seed = original.param("Seed");
+    let growth = original.param("Growth");
+    let seed_value = (original.param_value(seed.id) + 7.0).min(seed.max);
+    let growth_value = (original.param_value(growth.id) / 2.0).round().max(1.0);
+    set_param(&mut original, "Seed", seed_value);
+    set_param(&mut original, "Growth", growth_value);
+    let expected = settled_probe(&mut original, ROOT, 0.5);
+    let state = original.save_state();
+    assert!(!state.is_empty(), "empty state");
+    drop(original);
+
+    let mut restored = library.instantiate();
+    restored.load_state(&state);
+    assert_eq!(restored.param_value(seed.id), seed_value);
+    assert_eq!(restored.param_value(growth.id), growth_value);
+    restored.activate(sample_rate, 512);
+    wait_for_sound(&mut restored);
+    let got = settled_probe(&mut restored, ROOT, 0.5);
+    assert!(
+        got == expected,
+        "restored instance differs (max diff {})",
+        max_diff(&got, &expected)
+    );
+}
+
+fn max_diff(a: &Stereo, b: &Stereo) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.left
+        .iter()
+        .chain(&a.right)
+        .zip(b.left.iter().chain(&b.right))
+        .fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Set in the child process that runs the allocation scenario.
+const ALLOC_CHILD: &str = "GROWN_ALLOC_CHECK_CHILD";
+
+#[test]
+fn debug_build_never_allocates_on_the_audio_thread() {
+    if std::env::var_os(ALLOC_CHILD).is_some() {
+        allocation_scenario();
+        return;
+    }
+    let _serial = serial();
+    let library = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libgrown.so");
+    assert!(library.is_file(), "{} is missing", library.display());
+    let ort = target_dir().join("onnxruntime").join("libonnxruntime.so.1.31.1");
+    assert!(
+        ort.is_file(),
+        "{} is missing: run `cargo xtask fetch-ort`",
+        ort.display()
+    );
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "debug_build_never_allocates_on_the_audio_thread", "--nocapture", "--test-threads=1"])
+        .env(ALLOC_CHILD, &library)
+        .env("ORT_DYLIB_PATH", &ort)
+        .output()
+        .expect("could not run the child test process");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the debug build failed under assert_process_allocs ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+}
+
+/// Everything the audio thread does in normal use, against the debug-assertion build:
+/// first generation arriving, notes at offsets, automation of every kind of parameter,
+/// all block sizes, reactivation at another rate, a state load, many voices.
+fn allocation_scenario() {
+    let path = PathBuf::from(std::env::var_os(ALLOC_CHILD).unwrap());
+    let library = Library::load(&path);
+    let mut plugin = sounding_instance(&library, 48_000.0, 4096);
+    let growth = plugin.param("Growth");
+    let seed = plugin.param("Seed");
+    let gain = plugin.param("Gain");
+    let irregular: &[usize] = &[1, 64, 512, 4096, 3, 1000];
+    for blocks in [Blocks::Fixed(1), Blocks::Fixed(64), Blocks::Fixed(4096), Blocks::Cycle(irregular)] {
+        let events = [
+            Ev::on(10, ROOT),
+            Ev::on(11, ROOT + 7),
+            Ev::param(500, gain.id, 0.3),
+            Ev::on(700, ROOT + 12),
+            Ev::param(900, growth.id, 20.0),
+            Ev::off(2000, ROOT),
+            Ev::param(2500, seed.id, 3.0),
+            Ev::off(3000, ROOT + 7),
+            Ev::off(3001, ROOT + 12),
+        ];
+        let out = plugin.render(8000, &events, blocks);
+        assert_finite(&out, "allocation scenario");
+    }
+    // Voices from sixteen simultaneous notes, then a generation change while they sound.
+    let chord: Vec<Ev> = (0..20).map(|k| Ev::on(k * 3, 40 + k as u8)).collect();
+    plugin.render(4096, &chord, Blocks::Fixed(256));
+    plugin.render(4096, &[Ev::param(0, growth.id, 60.0)], Blocks::Fixed(256));
+    std::thread::sleep(Duration::from_millis(500));
+    plugin.render(48_000, &[], Blocks::Fixed(256));
+    let state = plugin.save_state();
+    plugin.load_state(&state);
+    plugin.activate(96_000.0, 64);
+    let out = plugin.render(96_000, &[Ev::on(5, ROOT), Ev::off(50_000, ROOT)], Blocks::Fixed(64));
+    assert_finite(&out, "after reactivation");
+}

@@ -1,0 +1,408 @@
+//! A small headless CLAP host: loads a `.clap` file, instantiates and activates the
+//! plugin, and renders audio from a list of timed events on a separate audio thread,
+//! the way a DAW would.
+
+use super::ext::{ParamInfo, Params, State};
+use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_host::events::Match;
+use clack_host::prelude::*;
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The CLAP id the plugin is published under (lib.rs `CLAP_ID`).
+pub const PLUGIN_ID: &str = "com.grown.grown";
+
+/// Host callbacks shared between the plugin's threads.
+pub struct Shared {
+    /// Set by `request_callback`; the main thread then calls `on_main_thread`.
+    callback_requested: AtomicBool,
+}
+
+impl SharedHandler<'_> for Shared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {
+        self.callback_requested.store(true, Ordering::Release);
+    }
+}
+
+/// Marker type tying the handler types together.
+pub struct TestHost;
+
+impl HostHandlers for TestHost {
+    type Shared<'a> = Shared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+/// A loaded plugin file.
+pub struct Library {
+    /// The loaded entry; instances keep it alive too.
+    entry: PluginEntry,
+}
+
+impl Library {
+    /// Loads the file and checks it offers the Grown plugin.
+    pub fn load(path: &Path) -> Self {
+        // SAFETY: loading a plugin runs its initialisation code; this is the plugin under test.
+        let entry = unsafe { PluginEntry::load(path) }
+            .unwrap_or_else(|e| panic!("could not load {}: {e:?}", path.display()));
+        let library = Self { entry };
+        library.descriptor_name();
+        library
+    }
+
+    /// The plugin's display name from its descriptor (also proves the id is listed).
+    pub fn descriptor_name(&self) -> String {
+        let factory = self
+            .entry
+            .get_plugin_factory()
+            .expect("the entry has no plugin factory");
+        let descriptor = factory
+            .plugin_descriptors()
+            .find(|d| d.id().is_some_and(|id| id.to_bytes() == PLUGIN_ID.as_bytes()))
+            .unwrap_or_else(|| panic!("the entry does not list {PLUGIN_ID}"));
+        descriptor
+            .name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A new, inactive instance.
+    pub fn instantiate(&self) -> Plugin {
+        let host = HostInfo::new("grown-tests", "Grown", "https://example.invalid", "0.1.0")
+            .expect("host info");
+        let id = CString::new(PLUGIN_ID).expect("plugin id");
+        let mut instance = PluginInstance::<TestHost>::new(
+            |_| Shared {
+                callback_requested: AtomicBool::new(false),
+            },
+            |_| (),
+            &self.entry,
+            &id,
+            &host,
+        )
+        .expect("instantiation failed");
+        let handle = instance.plugin_handle();
+        let params = handle.get_extension::<Params>().expect("no clap.params");
+        let state = handle.get_extension::<State>().expect("no clap.state");
+        let param_list = params.list(&handle);
+        Plugin {
+            instance,
+            processor: None,
+            params,
+            state,
+            param_list,
+            sample_rate: 0.0,
+            max_block: 0,
+            steady_time: 0,
+        }
+    }
+}
+
+/// One event at a sample position counted from the start of a `render` call.
+#[derive(Clone, Copy, Debug)]
+pub struct Ev {
+    pub time: usize,
+    pub kind: EvKind,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum EvKind {
+    NoteOn { key: u8, velocity: f64 },
+    NoteOff { key: u8 },
+    /// Plain value, as `clap.params` reports ranges.
+    Param { id: u32, value: f64 },
+}
+
+impl Ev {
+    pub fn on(time: usize, key: u8) -> Self {
+        Self {
+            time,
+            kind: EvKind::NoteOn { key, velocity: 0.8 },
+        }
+    }
+    pub fn off(time: usize, key: u8) -> Self {
+        Self {
+            time,
+            kind: EvKind::NoteOff { key },
+        }
+    }
+    pub fn param(time: usize, id: u32, value: f64) -> Self {
+        Self {
+            time,
+            kind: EvKind::Param { id, value },
+        }
+    }
+}
+
+/// Rendered stereo audio.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stereo {
+    pub left: Vec<f32>,
+    pub right: Vec<f32>,
+}
+
+impl Stereo {
+    pub fn len(&self) -> usize {
+        self.left.len()
+    }
+    /// Mid signal, used for spectral measurements.
+    pub fn mono(&self) -> Vec<f32> {
+        self.left
+            .iter()
+            .zip(&self.right)
+            .map(|(l, r)| 0.5 * (l + r))
+            .collect()
+    }
+    pub fn slice(&self, start: usize, end: usize) -> Stereo {
+        Stereo {
+            left: self.left[start..end].to_vec(),
+            right: self.right[start..end].to_vec(),
+        }
+    }
+    pub fn peak(&self) -> f32 {
+        self.left
+            .iter()
+            .chain(&self.right)
+            .fold(0.0f32, |m, x| m.max(x.abs()))
+    }
+    pub fn rms(&self) -> f32 {
+        let n = (2 * self.len()).max(1) as f64;
+        let sum: f64 = self
+            .left
+            .iter()
+            .chain(&self.right)
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum();
+        (sum / n).sqrt() as f32
+    }
+    /// Index of the first non-finite sample, if any.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.left
+            .iter()
+            .zip(&self.right)
+            .position(|(l, r)| !l.is_finite() || !r.is_finite())
+    }
+}
+
+/// How a render call is cut into process() calls.
+#[derive(Clone, Copy, Debug)]
+pub enum Blocks<'a> {
+    /// Every block has the same length (the last one may be shorter).
+    Fixed(usize),
+    /// Block lengths cycle through the list: irregular sizes like a real host's.
+    Cycle(&'a [usize]),
+}
+
+/// An instance plus everything needed to drive it.
+pub struct Plugin {
+    instance: PluginInstance<TestHost>,
+    /// Present while activated.
+    processor: Option<PluginAudioProcessor<TestHost>>,
+    params: Params,
+    state: State,
+    /// Parameters listed at instantiation.
+    pub param_list: Vec<ParamInfo>,
+    pub sample_rate: f64,
+    pub max_block: usize,
+    /// Monotonic sample counter passed as CLAP `steady_time`.
+    steady_time: u64,
+}
+
+impl Plugin {
+    pub fn activate(&mut self, sample_rate: f64, max_block: usize) {
+        self.deactivate();
+        let config = PluginAudioConfiguration {
+            sample_rate,
+            min_frames_count: 1,
+            max_frames_count: max_block as u32,
+        };
+        let processor = self
+            .instance
+            .activate(|_, _| (), config)
+            .unwrap_or_else(|e| panic!("activation at {sample_rate} Hz / {max_block} failed: {e:?}"));
+        self.processor = Some(processor.into());
+        self.sample_rate = sample_rate;
+        self.max_block = max_block;
+    }
+
+    pub fn deactivate(&mut self) {
+        if let Some(mut processor) = self.processor.take() {
+            // CLAP wants stop_processing on the audio thread.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    processor.ensure_processing_stopped();
+                });
+            });
+            self.instance.deactivate(processor.into_stopped());
+        }
+    }
+
+    /// The parameter with this display name.
+    pub fn param(&self, name: &str) -> ParamInfo {
+        self.param_list
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+            .unwrap_or_else(|| {
+                let names: Vec<_> = self.param_list.iter().map(|p| p.name.as_str()).collect();
+                panic!("no parameter named {name:?}; the plugin has {names:?}")
+            })
+    }
+
+    pub fn param_value(&mut self, id: u32) -> f64 {
+        let handle = self.instance.plugin_handle();
+        self.params.value(&handle, id)
+    }
+
+    /// The plugin's display text for the parameter's current value.
+    pub fn param_text(&mut self, id: u32) -> String {
+        let value = self.param_value(id);
+        let handle = self.instance.plugin_handle();
+        self.params.text(&handle, id, value)
+    }
+
+    pub fn save_state(&mut self) -> Vec<u8> {
+        let handle = self.instance.plugin_handle();
+        self.state.save(&handle)
+    }
+
+    pub fn load_state(&mut self, bytes: &[u8]) {
+        let handle = self.instance.plugin_handle();
+        self.state.load(&handle, bytes);
+        self.service_main_thread();
+    }
+
+    /// Runs main-thread callbacks the plugin asked for.
+    pub fn service_main_thread(&mut self) {
+        let requested = self
+            .instance
+            .access_shared_handler(|s| s.callback_requested.swap(false, Ordering::AcqRel));
+        if requested {
+            self.instance.call_on_main_thread_callback();
+        }
+    }
+
+    /// Renders `frames` samples on an audio thread, delivering `events` (sorted by
+    /// time) at their sample positions.
+    pub fn render(&mut self, frames: usize, events: &[Ev], blocks: Blocks) -> Stereo {
+        assert!(
+            events.windows(2).all(|w| w[0].time <= w[1].time),
+            "events must be sorted"
+        );
+        let max_block = self.max_block;
+        let steady_time = self.steady_time;
+        let processor = self.processor.as_mut().expect("render before activate");
+        let out = std::thread::scope(|s| {
+            s.spawn(move || render_on_audio_thread(processor, frames, events, blocks, max_block, steady_time))
+                .join()
+                .expect("the audio thread panicked")
+        });
+        self.steady_time += frames as u64;
+        self.service_main_thread();
+        out
+    }
+
+    /// Renders silence (no events) in blocks of the activated maximum size.
+    pub fn render_silence(&mut self, frames: usize) -> Stereo {
+        let block = self.max_block;
+        self.render(frames, &[], Blocks::Fixed(block))
+    }
+
+    pub fn seconds(&self, s: f64) -> usize {
+        (s * self.sample_rate).round() as usize
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+fn render_on_audio_thread(
+    processor: &mut PluginAudioProcessor<TestHost>,
+    frames: usize,
+    events: &[Ev],
+    blocks: Blocks,
+    max_block: usize,
+    mut steady_time: u64,
+) -> Stereo {
+    let processor = processor
+        .ensure_processing_started()
+        .expect("start_processing failed");
+    let mut out = Stereo {
+        left: Vec::with_capacity(frames),
+        right: Vec::with_capacity(frames),
+    };
+    let mut left = vec![0.0f32; max_block];
+    let mut right = vec![0.0f32; max_block];
+    let mut ports = AudioPorts::with_capacity(2, 1);
+    let mut in_events = EventBuffer::with_capacity(16);
+    let mut out_events = EventBuffer::with_capacity(64);
+    let mut next_event = 0;
+    let mut position = 0;
+    let mut block_index = 0;
+    while position < frames {
+        let wanted = match blocks {
+            Blocks::Fixed(n) => n,
+            Blocks::Cycle(list) => list[block_index % list.len()],
+        };
+        block_index += 1;
+        let n = wanted.clamp(1, max_block).min(frames - position);
+
+        in_events.clear();
+        while next_event < events.len() && events[next_event].time < position + n {
+            let ev = events[next_event];
+            let time = (ev.time.max(position) - position) as u32;
+            match ev.kind {
+                EvKind::NoteOn { key, velocity } => {
+                    in_events.push(&NoteOnEvent::new(time, note_address(key), velocity))
+                }
+                EvKind::NoteOff { key } => {
+                    in_events.push(&NoteOffEvent::new(time, note_address(key), 0.0))
+                }
+                EvKind::Param { id, value } => in_events.push(&ParamValueEvent::new(
+                    time,
+                    ClapId::new(id),
+                    Pckn::match_all(),
+                    value,
+                )),
+            }
+            next_event += 1;
+        }
+        out_events.clear();
+
+        // Garbage in the buffers proves the plugin writes every output sample.
+        left[..n].fill(f32::NAN);
+        right[..n].fill(f32::NAN);
+        let mut outputs = ports.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                [&mut left[..n], &mut right[..n]].into_iter(),
+            ),
+        }]);
+        processor
+            .process(
+                &InputAudioBuffers::empty(),
+                &mut outputs,
+                &in_events.as_input(),
+                &mut out_events.as_output(),
+                Some(steady_time),
+                None,
+            )
+            .expect("process() failed");
+        out.left.extend_from_slice(&left[..n]);
+        out.right.extend_from_slice(&right[..n]);
+        position += n;
+        steady_time += n as u64;
+    }
+    out
+}
+
+/// Port 0, channel 0, the key, any note id (nice-plug then matches by key).
+fn note_address(key: u8) -> Pckn {
+    Pckn::new(0u16, 0u16, u16::from(key), Match::<u32>::All)
+}

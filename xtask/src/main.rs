@@ -1,0 +1,106 @@
+//! `cargo xtask`: nice-plug's bundler, plus what Grown needs beside its plugin
+//! binaries at run time (ONNX Runtime and the default models).
+//!
+//! ```text
+//! cargo xtask bundle grown [--release] [cargo build options]
+//! cargo xtask fetch-ort [--gpu] [--force]
+//! cargo xtask bench                     (reserved; not yet implemented)
+//! ```
+//!
+//! Everything else (`bundle-universal`, `known-packages`) goes to nice-plug-xtask unchanged.
+
+mod bundle;
+mod ort;
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "Usage:
+  cargo xtask bundle <package> [--release] [cargo build options]
+      nice-plug's bundler; afterwards copies ONNX Runtime and the default models
+      into each bundle (fetching ONNX Runtime first when it is missing)
+  cargo xtask fetch-ort [--gpu] [--force]
+      installs target/onnxruntime/libonnxruntime.so.1.31.1 from the PyPI wheel
+      (--gpu: the onnxruntime-gpu wheel, with its execution-provider libraries)
+  cargo xtask bench
+      reserved for the benchmark suite (not yet implemented)
+  cargo xtask bundle-universal | known-packages
+      passed to nice-plug-xtask unchanged";
+
+/// Paths every subcommand needs, resolved once from `cargo metadata`.
+pub struct Workspace {
+    /// The workspace root: bundler.toml and models/ are found relative to it.
+    pub root: PathBuf,
+    /// Cargo's target directory (honours CARGO_TARGET_DIR), where bundles and the
+    /// downloaded ONNX Runtime live.
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    fn load() -> Result<Self> {
+        let metadata = cargo_metadata::MetadataCommand::new()
+            .manifest_path("./Cargo.toml")
+            .no_deps()
+            .exec()
+            .context("could not run `cargo metadata`")?;
+        Ok(Self {
+            root: metadata.workspace_root.into_std_path_buf(),
+            target_dir: metadata.target_directory.into_std_path_buf(),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    nice_plug_xtask::chdir_workspace_root()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bundle") => {
+            let workspace = Workspace::load()?;
+            // The bundle is useless without the runtime, and fetching it first means a
+            // missing network shows up before a long build, not after it.
+            let runtime = ort::ensure(&workspace.target_dir, ort::Variant::Cpu, false)?;
+            nice_plug_xtask::main_with_args("cargo xtask", args.iter().cloned())?;
+            for package in bundle::packages(&args[1..]) {
+                bundle::install_runtime_files(&workspace, &package, &runtime)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("fetch-ort") => {
+            let mut variant = ort::Variant::Cpu;
+            let mut force = false;
+            for arg in &args[1..] {
+                match arg.as_str() {
+                    "--gpu" => variant = ort::Variant::Gpu,
+                    "--force" => force = true,
+                    other => anyhow::bail!("fetch-ort: unknown option '{other}'\n\n{USAGE}"),
+                }
+            }
+            let workspace = Workspace::load()?;
+            ort::ensure(&workspace.target_dir, variant, force)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("bench") => {
+            eprintln!("cargo xtask bench: not yet implemented");
+            Ok(ExitCode::from(2))
+        }
+        None | Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(_) => {
+            nice_plug_xtask::main_with_args("cargo xtask", args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
