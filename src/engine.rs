@@ -131,7 +131,14 @@ impl Grower {
     /// Sets what to grow. A new trajectory restarts from the seed state; a
     /// lower step count restores the nearest checkpoint at or below it (or
     /// the seed state); a higher one continues from the current state.
-    pub fn set_target(&mut self, seed: u32, growth: u32, frames: usize, fire_rate: f32, mutation: f32) {
+    pub fn set_target(
+        &mut self,
+        seed: u32,
+        growth: u32,
+        frames: usize,
+        fire_rate: f32,
+        mutation: f32,
+    ) {
         let key = TrajectoryKey {
             seed,
             frames: frames.max(1),
@@ -181,7 +188,7 @@ impl Grower {
         if steps == 0 || self.checkpoints.contains_key(&steps) {
             return;
         }
-        let bytes = self.nca.state().len() * std::mem::size_of::<f32>();
+        let bytes = std::mem::size_of_val(self.nca.state());
         if self.checkpoint_bytes + bytes > CHECKPOINT_BUDGET_BYTES {
             return;
         }
@@ -221,7 +228,7 @@ impl Grower {
         let dropped: Vec<u32> = self.checkpoints.range(steps..).map(|(s, _)| *s).collect();
         for s in dropped {
             if let Some(c) = self.checkpoints.remove(&s) {
-                self.checkpoint_bytes -= c.state.len() * std::mem::size_of::<f32>();
+                self.checkpoint_bytes -= std::mem::size_of_val(c.state.as_slice());
             }
         }
         if steps > 0 {
@@ -353,19 +360,21 @@ impl Engine {
         let shutdown = Arc::new(AtomicBool::new(false));
         let flag = shutdown.clone();
         let status2 = status.clone();
-        let spawned = std::thread::Builder::new().name("grown-engine".into()).spawn(move || {
-            let _exit = exit_tx;
-            let status3 = status.clone();
-            let result = catch_unwind(AssertUnwindSafe(move || {
-                Worker::new(controls, status, producer, snapshots, rx, flag, model_path).run();
-            }));
-            if let Err(p) = result {
-                *status3.error.lock() = format!(
-                    "the engine stopped after an internal error: {}",
-                    crate::runtime::panic_message(&p)
-                );
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("grown-engine".into())
+            .spawn(move || {
+                let _exit = exit_tx;
+                let status3 = status.clone();
+                let result = catch_unwind(AssertUnwindSafe(move || {
+                    Worker::new(controls, status, producer, snapshots, rx, flag, model_path).run();
+                }));
+                if let Err(p) = result {
+                    *status3.error.lock() = format!(
+                        "the engine stopped after an internal error: {}",
+                        crate::runtime::panic_message(&p)
+                    );
+                }
+            });
         let thread = match spawned {
             Ok(t) => Some(t),
             Err(e) => {
@@ -491,6 +500,33 @@ struct Worker {
     stuck: bool,
     /// Number of damage events (seeds each rectangle's position).
     damage_events: u64,
+    /// What the error in `status.error` is about, so success at one thing
+    /// clears only its own error.
+    error_source: Option<ErrorSource>,
+}
+
+/// What an engine error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ErrorSource {
+    /// Loading an NCA model.
+    Model,
+    /// Loading the vocoder file.
+    VocoderFile,
+    /// Stepping the NCA.
+    Growth,
+    /// Vocoding.
+    Vocoding,
+}
+
+/// Outcome of one vocode attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vocoded {
+    /// A generation was published.
+    Published,
+    /// Every buffer is in use; try again shortly.
+    NoBuffer,
+    /// The vocoder failed; reported, not retried until the sound changes.
+    Failed,
 }
 
 impl Worker {
@@ -531,6 +567,7 @@ impl Worker {
             step_time: None,
             stuck: false,
             damage_events: 0,
+            error_source: None,
         }
     }
 
@@ -538,12 +575,19 @@ impl Worker {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    fn set_error(&self, e: impl Into<String>) {
+    /// Shows an error and remembers what it is about.
+    fn set_error(&mut self, source: ErrorSource, e: impl Into<String>) {
         *self.status.error.lock() = e.into();
+        self.error_source = Some(source);
     }
 
-    fn clear_error(&self) {
-        self.status.error.lock().clear();
+    /// Clears the shown error if it is about `source` (an error about
+    /// something else stays visible).
+    fn clear_error(&mut self, source: ErrorSource) {
+        if self.error_source == Some(source) {
+            self.status.error.lock().clear();
+            self.error_source = None;
+        }
     }
 
     fn run(mut self) {
@@ -608,22 +652,30 @@ impl Worker {
         let model = match loaded {
             Ok(m) => m,
             Err(e) => {
-                let what = path.map_or("the built-in model".to_string(), |p| p.display().to_string());
-                self.set_error(format!("could not load {what}: {e}"));
+                let what = path.map_or("the built-in model".to_string(), |p| {
+                    p.display().to_string()
+                });
+                self.set_error(ErrorSource::Model, format!("could not load {what}: {e}"));
                 return;
             }
         };
         if let Some(v) = &self.bigvgan {
             if let Some(diff) = model.info.mel.mismatch(v.mel_config()) {
-                self.set_error(format!(
+                self.set_error(
+                    ErrorSource::Model,
+                    format!(
                     "refused model {}: its mel analysis differs from the loaded vocoder's ({diff}); \
                      unload the vocoder or choose a matching model",
                     model.source
-                ));
+                ),
+                );
                 return;
             }
         }
-        *self.status.model.lock() = format!("{} — {} ({})", model.source, model.info.target, model.info.license);
+        *self.status.model.lock() = format!(
+            "{} — {} ({})",
+            model.source, model.info.target, model.info.license
+        );
         *self.status.provider.lock() = model.provider.why.clone();
         self.inverter = Some(Inverter::new(model.info.mel.clone()));
         self.grower = Some(Grower::new(Nca::new(model)));
@@ -632,7 +684,9 @@ impl Worker {
         self.dirty = true;
         self.vocoded_step = None;
         self.stuck = false;
-        self.clear_error();
+        self.clear_error(ErrorSource::Model);
+        self.clear_error(ErrorSource::Growth);
+        self.clear_error(ErrorSource::Vocoding);
     }
 
     /// Loads or unloads the BigVGAN vocoder; refuses one whose mel analysis
@@ -647,23 +701,29 @@ impl Worker {
         let mut v = match BigVgan::load(path) {
             Ok(v) => v,
             Err(e) => {
-                self.set_error(format!("could not load vocoder {}: {e}", path.display()));
+                self.set_error(
+                    ErrorSource::VocoderFile,
+                    format!("could not load vocoder {}: {e}", path.display()),
+                );
                 return;
             }
         };
         if let Some(g) = &self.grower {
             if let Some(diff) = g.nca().info().mel.mismatch(v.mel_config()) {
-                self.set_error(format!(
-                    "refused vocoder {}: its mel analysis differs from the model's ({diff})",
-                    path.display()
-                ));
+                self.set_error(
+                    ErrorSource::VocoderFile,
+                    format!(
+                        "refused vocoder {}: its mel analysis differs from the model's ({diff})",
+                        path.display()
+                    ),
+                );
                 return;
             }
         }
         v.set_cancel(self.shutdown.clone());
         self.bigvgan = Some(v);
         self.dirty = true;
-        self.clear_error();
+        self.clear_error(ErrorSource::VocoderFile);
     }
 
     /// Reads the controls and retargets the grower when they changed.
@@ -689,9 +749,17 @@ impl Worker {
         self.applied = Some(now);
         self.stuck = false;
         let trajectory_changed = prev.is_none_or(|p| {
-            (p.seed, p.frames, p.fire_rate.to_bits(), p.mutation.to_bits())
-                != (now.seed, now.frames, now.fire_rate.to_bits(), now.mutation.to_bits())
-                || p.growth != now.growth
+            (
+                p.seed,
+                p.frames,
+                p.fire_rate.to_bits(),
+                p.mutation.to_bits(),
+            ) != (
+                now.seed,
+                now.frames,
+                now.fire_rate.to_bits(),
+                now.mutation.to_bits(),
+            ) || p.growth != now.growth
         });
         if trajectory_changed {
             self.extra = 0;
@@ -701,7 +769,13 @@ impl Worker {
         if prev.is_some_and(|p| p.vocoder != now.vocoder) {
             self.dirty = true;
         }
-        grower.set_target(now.seed, now.growth.saturating_add(self.extra), now.frames, now.fire_rate, now.mutation);
+        grower.set_target(
+            now.seed,
+            now.growth.saturating_add(self.extra),
+            now.frames,
+            now.fire_rate,
+            now.mutation,
+        );
         self.snapshot_stale = true;
         let damage_changed = prev.is_some_and(|p| (p.damage - now.damage).abs() > 1e-4);
         if damage_changed && now.damage > 0.0 {
@@ -718,10 +792,14 @@ impl Worker {
         let side = amount.sqrt();
         let n = self.damage_events;
         self.damage_events += 1;
-        let jitter = |i: u64| (rng::uniform(u64::from(seed), rng::DAMAGE_STREAM, 2 * n + i) - 0.5) * 0.5;
+        let jitter =
+            |i: u64| (rng::uniform(u64::from(seed), rng::DAMAGE_STREAM, 2 * n + i) - 0.5) * 0.5;
         let (cm, ct) = (0.5 + jitter(0) * (1.0 - side), 0.5 + jitter(1));
         let (mel0, mel1) = (cm - side / 2.0, cm + side / 2.0);
-        let (t0, t1) = ((ct - side / 2.0).rem_euclid(1.0), (ct + side / 2.0).rem_euclid(1.0));
+        let (t0, t1) = (
+            (ct - side / 2.0).rem_euclid(1.0),
+            (ct + side / 2.0).rem_euclid(1.0),
+        );
         if side >= 1.0 {
             g.damage_fraction(0.0, 1.0, 0.0, 1.0);
         } else {
@@ -735,8 +813,17 @@ impl Worker {
         let Some(g) = self.grower.as_mut() else {
             return;
         };
+        // Regrow for one growth period from *now*: a damage knob being dragged
+        // fires many events, and stacking a period per event would queue
+        // minutes of growth.
         let regrow = g.nca().info().growth_steps;
-        self.extra = self.extra.saturating_add(regrow);
+        let growth = self.applied.map_or(0, |a| a.growth);
+        let wanted = g
+            .nca()
+            .steps()
+            .saturating_add(regrow)
+            .saturating_sub(growth);
+        self.extra = self.extra.max(wanted);
         if let Some(a) = self.applied {
             let key_growth = a.growth.saturating_add(self.extra);
             g.set_target(a.seed, key_growth, a.frames, a.fire_rate, a.mutation);
@@ -762,31 +849,40 @@ impl Worker {
                     let s = self.step_time.map_or(per, |s| 0.8 * s + 0.2 * per);
                     self.step_time = Some(s);
                     if s > 0.0 {
-                        self.status.steps_per_s.store((1.0 / s) as f32, Ordering::Relaxed);
+                        self.status
+                            .steps_per_s
+                            .store((1.0 / s) as f32, Ordering::Relaxed);
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
                     self.stuck = true;
                     *self.status.error.lock() = format!("growth stopped: {e}");
+                    self.error_source = Some(ErrorSource::Growth);
                 }
             }
-            self.status.step.store(grower.nca().steps(), Ordering::Relaxed);
+            self.status
+                .step
+                .store(grower.nca().steps(), Ordering::Relaxed);
             self.snapshot_stale = true;
             self.publish_snapshot(false);
             self.last_tick = Instant::now();
+            if !self.stuck {
+                self.clear_error(ErrorSource::Growth);
+            }
             return;
         }
-        self.status.step.store(grower.nca().steps(), Ordering::Relaxed);
+        self.status
+            .step
+            .store(grower.nca().steps(), Ordering::Relaxed);
         self.publish_snapshot(true);
         let now = Instant::now();
         let dt = now.duration_since(self.last_tick).as_secs_f64();
         self.last_tick = now;
         if self.dirty && !self.stuck {
-            if self.vocode() {
-                self.dirty = false;
-            } else {
-                self.wait();
+            match self.vocode() {
+                Vocoded::Published | Vocoded::Failed => self.dirty = false,
+                Vocoded::NoBuffer => self.wait(),
             }
             return;
         }
@@ -798,7 +894,13 @@ impl Worker {
                 self.drift_credit -= whole;
                 self.extra = self.extra.saturating_add(whole as u32);
                 if let (Some(a), Some(g)) = (self.applied, self.grower.as_mut()) {
-                    g.set_target(a.seed, a.growth.saturating_add(self.extra), a.frames, a.fire_rate, a.mutation);
+                    g.set_target(
+                        a.seed,
+                        a.growth.saturating_add(self.extra),
+                        a.frames,
+                        a.fire_rate,
+                        a.mutation,
+                    );
                 }
                 return;
             }
@@ -831,15 +933,14 @@ impl Worker {
         self.snapshot_stale = false;
     }
 
-    /// Vocodes the current state and publishes it as a generation. Returns
-    /// false when nothing could be published (no free buffer, or an error).
-    fn vocode(&mut self) -> bool {
+    /// Vocodes the current state and publishes it as a generation.
+    fn vocode(&mut self) -> Vocoded {
         let Some(mut slot) = self.spare.take().or_else(|| self.producer.acquire()) else {
-            return false;
+            return Vocoded::NoBuffer;
         };
         let Some(grower) = self.grower.as_mut() else {
             self.spare = Some(slot);
-            return false;
+            return Vocoded::Failed;
         };
         let want_bigvgan = self.controls.vocoder.load(Ordering::Relaxed) == 1;
         let vocoder: &mut dyn Vocoder = match (&mut self.bigvgan, &mut self.inverter) {
@@ -847,7 +948,7 @@ impl Worker {
             (_, Some(i)) => i,
             _ => {
                 self.spare = Some(slot);
-                return false;
+                return Vocoded::Failed;
             }
         };
         let sample_rate = vocoder.mel_config().sample_rate;
@@ -861,13 +962,15 @@ impl Worker {
             self.spare = Some(slot);
             self.vocoded_step = Some(step);
             if !self.stopping() {
-                self.set_error(format!("vocoder failed: {e}"));
+                self.set_error(ErrorSource::Vocoding, format!("vocoder failed: {e}"));
             }
-            return false;
+            return Vocoded::Failed;
         }
         let seconds = self.audio.len() as f64 / f64::from(sample_rate.max(1));
         if seconds > 0.0 {
-            self.status.vocoder_rtf.store((took / seconds) as f32, Ordering::Relaxed);
+            self.status
+                .vocoder_rtf
+                .store((took / seconds) as f32, Ordering::Relaxed);
         }
         slot.fill_from(&self.audio);
         slot.sample_rate = sample_rate;
@@ -876,20 +979,23 @@ impl Worker {
         slot.looped = true;
         match self.producer.publish(slot) {
             Ok(()) => {
-                self.status.generation.store(self.generation, Ordering::Release);
+                self.status
+                    .generation
+                    .store(self.generation, Ordering::Release);
                 self.vocoded_step = Some(step);
                 if want_bigvgan && self.bigvgan.is_none() {
-                    self.set_error("BigVGAN is selected but no vocoder file is loaded; using the built-in vocoder");
-                } else if self.status.error.lock().starts_with("vocoder failed")
-                    || self.status.error.lock().starts_with("BigVGAN is selected")
-                {
-                    self.clear_error();
+                    self.set_error(
+                        ErrorSource::Vocoding,
+                        "BigVGAN is selected but no vocoder file is loaded; using the built-in vocoder",
+                    );
+                } else {
+                    self.clear_error(ErrorSource::Vocoding);
                 }
-                true
+                Vocoded::Published
             }
             Err(slot) => {
                 self.spare = Some(slot);
-                false
+                Vocoded::NoBuffer
             }
         }
     }

@@ -68,7 +68,8 @@ pub struct Grown {
 
 impl Default for Grown {
     fn default() -> Self {
-        let (snapshot_input, snapshot_output) = triple_buffer::triple_buffer(&Spectrogram::default());
+        let (snapshot_input, snapshot_output) =
+            triple_buffer::triple_buffer(&Spectrogram::default());
         Self {
             params: Arc::new(GrownParams::default()),
             controls: Arc::new(EngineControls::default()),
@@ -91,8 +92,10 @@ impl Grown {
     fn sync_controls(&self) {
         let p = &self.params;
         let c = &self.controls;
-        c.growth.store(p.growth.value().max(0) as u32, Ordering::Relaxed);
-        c.seed.store(p.seed.value().max(0) as u32, Ordering::Relaxed);
+        c.growth
+            .store(p.growth.value().max(0) as u32, Ordering::Relaxed);
+        c.seed
+            .store(p.seed.value().max(0) as u32, Ordering::Relaxed);
         c.drift.store(p.drift.value(), Ordering::Relaxed);
         c.fire_rate.store(p.fire_rate.value(), Ordering::Relaxed);
         c.mutation.store(p.mutation.value(), Ordering::Relaxed);
@@ -237,7 +240,8 @@ impl Plugin for Grown {
         if self.engine.is_none() {
             // The engine loads ONNX Runtime and the model on its own thread, so neither
             // scanning nor activation waits for them.
-            let (producer, consumer) = queue::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
+            let (producer, consumer) =
+                queue::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
             let Some(snapshots) = self.snapshot_input.take() else {
                 return false;
             };
@@ -280,6 +284,9 @@ impl Plugin for Grown {
                 self.voices
                     .receive(generation, &mut |old| consumer.recycle(old));
             }
+            // Buffers whose crossfade finished go back to the engine without waiting
+            // for the next generation.
+            self.voices.release_unused(&mut |old| consumer.recycle(old));
         }
 
         let settings = self.voice_settings();

@@ -74,7 +74,7 @@ impl MelConfig {
         if self.sample_rate == 0 {
             problems.push("sample_rate must be > 0".to_owned());
         }
-        if self.n_fft < 2 || self.n_fft % 2 != 0 {
+        if self.n_fft < 2 || !self.n_fft.is_multiple_of(2) {
             problems.push(format!("n_fft must be even and ≥ 2 (got {})", self.n_fft));
         }
         if self.hop == 0 || self.hop > self.n_fft {
@@ -120,7 +120,9 @@ impl MelConfig {
             ("fmin", self.fmin, other.fmin),
             ("fmax", self.fmax, other.fmax),
         ] {
-            if !((a - b).abs() <= 1e-3) {
+            // NaN compares unequal to everything, so it always counts as a mismatch.
+            let equal = (a - b).abs() <= 1e-3;
+            if !equal {
                 diffs.push(format!("{name} {a} vs {b}"));
             }
         }
@@ -318,8 +320,7 @@ pub fn padded_hann(n_fft: usize, win: usize) -> Vec<f64> {
     let mut w = vec![0f64; n_fft];
     let offset = (n_fft - win) / 2;
     for n in 0..win {
-        w[offset + n] =
-            0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / win as f64).cos();
+        w[offset + n] = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / win as f64).cos();
     }
     w
 }
@@ -425,9 +426,11 @@ impl MelAnalyzer {
                 *x = s as f64 * w;
             }
             // Lengths come from the plan itself, so this cannot fail.
-            let _ = self
-                .fft
-                .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
+            let _ = self.fft.process_with_scratch(
+                &mut self.frame,
+                &mut self.spectrum,
+                &mut self.scratch,
+            );
             for (m, c) in self.mag.iter_mut().zip(&self.spectrum) {
                 *m = (c.re * c.re + c.im * c.im + MAG_EPS).sqrt();
             }
@@ -509,8 +512,9 @@ mod tests {
             // Slaney norm: each triangle integrates to ~1 over Hz (sum * bin width),
             // except the narrowest low bands, which are sampled too coarsely.
             let area: f64 = row.iter().map(|&w| w as f64).sum::<f64>() * df;
+            let tol = if i > 40 { 0.02 } else { 0.1 };
             if i > 10 {
-                assert!((area - 1.0).abs() < 0.05, "band {i} area {area}");
+                assert!((area - 1.0).abs() < tol, "band {i} area {area}");
             }
             // Triangles are unimodal: rising then falling.
             let peak = row
@@ -526,15 +530,15 @@ mod tests {
         for k in 372..nf {
             assert!((0..80).all(|i| basis[i * nf + k] == 0.0));
         }
-        // A value worked by hand from librosa's formula: band 10, bin 10 (215.33 Hz).
+        // A value worked by hand from librosa's formula: band 10, bin 19 (409.1 Hz).
         let mel_f = |i: usize| mel_to_hz(i as f64 * hz_to_mel(8000.0) / 81.0);
-        let f = 10.0 * df;
+        let f = 19.0 * df;
         let w = ((f - mel_f(10)) / (mel_f(11) - mel_f(10)))
             .min((mel_f(12) - f) / (mel_f(12) - mel_f(11)))
             .max(0.0)
             * 2.0
             / (mel_f(12) - mel_f(10));
-        assert!((basis[10 * nf + 10] as f64 - w).abs() < 1e-7);
+        assert!((basis[10 * nf + 19] as f64 - w).abs() < 1e-7);
         assert!(w > 0.0);
     }
 
@@ -563,34 +567,91 @@ mod tests {
             .collect();
         let s = a.analyze(&audio);
         let t = 20;
-        let best = (0..80).max_by(|&i, &j| s.at(i, t).total_cmp(&s.at(j, t))).unwrap();
+        let best = (0..80)
+            .max_by(|&i, &j| s.at(i, t).total_cmp(&s.at(j, t)))
+            .unwrap();
         // 1000 Hz is mel 15; band centres are i+1 steps of 45.2456/81 mel.
         let centre = mel_to_hz((best + 1) as f64 * hz_to_mel(8000.0) / 81.0);
         assert!((centre - 1000.0).abs() < 40.0, "peak band centre {centre}");
         let silent = a.analyze(&vec![0.0; 2560]);
         // sqrt(1e-9) * band weight stays below 1e-5, so silence sits at ln(1e-5).
-        assert!(silent.data.iter().all(|&v| (v - LOG_FLOOR.ln()).abs() < 1e-6));
+        assert!(silent
+            .data
+            .iter()
+            .all(|&v| (v - LOG_FLOOR.ln()).abs() < 1e-6));
     }
 
-    /// Reference vectors from the Python side (BigVGAN's own mel code). The file is
-    /// produced by `grown_train`; when it is absent this test only checks the parser path.
+    /// Reference vectors from the Python side (`models/testdata/mel_reference.json`,
+    /// written by `grown_train` with BigVGAN's recipe in float64). Skips only while
+    /// the file has not been generated yet.
     #[test]
     fn matches_python_reference() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/testdata/mel_reference.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/testdata/mel_reference.json"
+        );
         let Ok(text) = std::fs::read_to_string(path) else {
             eprintln!("mel_reference.json not present; skipping reference comparison");
             return;
         };
-        reference::check(&text);
-    }
-
-    mod reference {
-        use super::*;
-
-        pub fn check(text: &str) {
-            let v: serde_json::Value = serde_json::from_str(text).expect("reference JSON");
-            let _ = v;
-            panic!("reference format not yet wired");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("reference JSON parses");
+        let cfg: MelConfig = serde_json::from_value(v["config"].clone()).expect("config");
+        let tol = v["tolerance"].as_f64().unwrap_or(1e-4);
+        assert!(tol <= 1e-4);
+        let mut analyzer = MelAnalyzer::new(cfg.clone());
+        let nf = cfg.n_freqs();
+        let rows = v["mel_basis_rows"].as_array().expect("basis rows");
+        assert!(!rows.is_empty());
+        for r in rows {
+            let row = r["row"].as_u64().unwrap() as usize;
+            let start = r["start"].as_u64().unwrap() as usize;
+            let values = r["values"].as_array().unwrap();
+            let ours = &analyzer.basis()[row * nf..(row + 1) * nf];
+            // Same support, same values (relative to the row's peak).
+            assert!(
+                ours[..start].iter().all(|&w| w == 0.0),
+                "row {row} starts early"
+            );
+            assert!(
+                ours[start + values.len()..].iter().all(|&w| w == 0.0),
+                "row {row} ends late"
+            );
+            for (k, want) in values.iter().enumerate() {
+                let want = want.as_f64().unwrap();
+                let got = ours[start + k] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                    "basis[{row}][{}]: {got} vs {want}",
+                    start + k
+                );
+            }
+        }
+        let cases = v["cases"].as_array().expect("cases");
+        assert!(!cases.is_empty());
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("?");
+            let signal: Vec<f32> = case["signal"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            let want = case["log_mel"].as_array().unwrap();
+            let got = analyzer.analyze(&signal);
+            assert_eq!(
+                got.frames,
+                case["n_frames"].as_u64().unwrap() as usize,
+                "{name} frames"
+            );
+            assert_eq!(want.len(), got.n_mels, "{name} bands");
+            let mut worst = 0f64;
+            for (m, row) in want.iter().enumerate() {
+                for (t, x) in row.as_array().unwrap().iter().enumerate() {
+                    worst = worst.max((got.at(m, t) as f64 - x.as_f64().unwrap()).abs());
+                }
+            }
+            eprintln!("{name}: max abs log-mel difference {worst:.2e}");
+            assert!(worst <= tol, "{name}: max abs difference {worst} > {tol}");
         }
     }
 }

@@ -128,7 +128,8 @@ impl NcaModel {
         if !path.exists() {
             return Err(ModelError::Missing(path.to_path_buf()));
         }
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| ModelError::Io(format!("{}: {e}", path.display())))?;
         Self::from_bytes(&bytes, path.display().to_string())
     }
 
@@ -141,7 +142,8 @@ impl NcaModel {
     pub fn from_bytes(bytes: &[u8], source: String) -> Result<Self, ModelError> {
         let meta = read_metadata(bytes)?;
         let info = parse_metadata(&meta)?;
-        let (session, provider) = runtime::create_session(bytes).map_err(|e| classify_load_error(&source, e))?;
+        let (session, provider) =
+            runtime::create_session(bytes).map_err(|e| classify_load_error(&source, e))?;
         check_graph(&session, &info)?;
         Ok(Self {
             info,
@@ -163,7 +165,10 @@ fn classify_load_error(source: &str, e: String) -> ModelError {
 }
 
 /// Value of a required metadata key.
-pub(crate) fn required<'a>(map: &'a HashMap<String, String>, key: &str) -> Result<&'a str, ModelError> {
+pub(crate) fn required<'a>(
+    map: &'a HashMap<String, String>,
+    key: &str,
+) -> Result<&'a str, ModelError> {
     map.get(key)
         .map(|s| s.as_str())
         .ok_or_else(|| ModelError::Contract(format!("metadata key `{key}` is missing")))
@@ -172,9 +177,9 @@ pub(crate) fn required<'a>(map: &'a HashMap<String, String>, key: &str) -> Resul
 /// Parses a required numeric key.
 fn number<T: std::str::FromStr>(map: &HashMap<String, String>, key: &str) -> Result<T, ModelError> {
     let v = required(map, key)?;
-    v.trim()
-        .parse()
-        .map_err(|_| ModelError::Contract(format!("metadata `{key}` = `{v}` is not a valid number")))
+    v.trim().parse().map_err(|_| {
+        ModelError::Contract(format!("metadata `{key}` = `{v}` is not a valid number"))
+    })
 }
 
 /// Checks `grown.contract`: the first thing read, so a future file is
@@ -185,7 +190,9 @@ pub(crate) fn check_contract(map: &HashMap<String, String>) -> Result<u32, Model
         return Err(ModelError::FutureVersion(v));
     }
     if v < 1 {
-        return Err(ModelError::Contract(format!("metadata `grown.contract` = {v} is not a version")));
+        return Err(ModelError::Contract(format!(
+            "metadata `grown.contract` = {v} is not a version"
+        )));
     }
     Ok(v)
 }
@@ -217,7 +224,9 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     }
     let channels: usize = number(map, "grown.channels")?;
     if channels == 0 {
-        return Err(ModelError::Contract("`grown.channels` must be at least 1".into()));
+        return Err(ModelError::Contract(
+            "`grown.channels` must be at least 1".into(),
+        ));
     }
     let spec_channel: usize = number(map, "grown.spec_channel")?;
     if spec_channel >= channels {
@@ -233,13 +242,17 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     }
     let spec_offset: f32 = number(map, "grown.spec_offset")?;
     if !spec_offset.is_finite() {
-        return Err(ModelError::Contract("`grown.spec_offset` must be finite".into()));
+        return Err(ModelError::Contract(
+            "`grown.spec_offset` must be finite".into(),
+        ));
     }
     let mel = MelConfig::from_json(required(map, "grown.mel")?)
         .map_err(|e| ModelError::Contract(format!("`grown.mel`: {e}")))?;
     let growth_steps: u32 = number(map, "grown.growth_steps")?;
     if growth_steps == 0 {
-        return Err(ModelError::Contract("`grown.growth_steps` must be at least 1".into()));
+        return Err(ModelError::Contract(
+            "`grown.growth_steps` must be at least 1".into(),
+        ));
     }
     let fire_rate: f32 = number(map, "grown.fire_rate")?;
     if !(fire_rate > 0.0 && fire_rate <= 1.0) {
@@ -250,12 +263,16 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     let seed_std = parse_seed_state(required(map, "grown.seed_state")?)?;
     let train_frames: usize = number(map, "grown.train_frames")?;
     if train_frames == 0 {
-        return Err(ModelError::Contract("`grown.train_frames` must be at least 1".into()));
+        return Err(ModelError::Contract(
+            "`grown.train_frames` must be at least 1".into(),
+        ));
     }
     let perception = required(map, "grown.perception")?.to_string();
     let unroll: usize = number(map, "grown.unroll")?;
     if unroll == 0 {
-        return Err(ModelError::Contract("`grown.unroll` must be at least 1".into()));
+        return Err(ModelError::Contract(
+            "`grown.unroll` must be at least 1".into(),
+        ));
     }
     let target = required(map, "grown.target")?.to_string();
     let license = required(map, "grown.license")?.to_string();
@@ -281,10 +298,15 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
 /// `{"kind":"normal","std":s}` → `s`.
 fn parse_seed_state(s: &str) -> Result<f32, ModelError> {
     let bad = |why: String| ModelError::Contract(format!("`grown.seed_state` = `{s}`: {why}"));
-    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON ({e})")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON ({e})")))?;
     match v.get("kind").and_then(|k| k.as_str()) {
         Some("normal") => {}
-        Some(other) => return Err(bad(format!("kind `{other}` is not supported (only `normal`)"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "kind `{other}` is not supported (only `normal`)"
+            )))
+        }
         None => return Err(bad("missing `kind`".into())),
     }
     let std = v
@@ -322,17 +344,26 @@ fn check_graph(session: &Session, info: &ModelInfo) -> Result<(), ModelError> {
         }
     }
     if !saw_state {
-        return Err(ModelError::Contract("the graph has no input named `state`".into()));
+        return Err(ModelError::Contract(
+            "the graph has no input named `state`".into(),
+        ));
     }
     if !saw_mask {
-        return Err(ModelError::Contract("the graph has no input named `update_mask`".into()));
+        return Err(ModelError::Contract(
+            "the graph has no input named `update_mask`".into(),
+        ));
     }
     let out = session
         .outputs()
         .iter()
         .find(|o| o.name() == "next_state")
         .ok_or_else(|| ModelError::Contract("the graph has no output named `next_state`".into()))?;
-    check_tensor("output `next_state`", out.dtype(), &[Some(1), Some(c), Some(m), None], false)
+    check_tensor(
+        "output `next_state`",
+        out.dtype(),
+        &[Some(1), Some(c), Some(m), None],
+        false,
+    )
 }
 
 /// Checks one tensor's element type and shape. `expected` gives the fixed
@@ -340,12 +371,24 @@ fn check_graph(session: &Session, info: &ModelInfo) -> Result<(), ModelError> {
 /// frames axis must really be dynamic (the plugin chooses the length) and the
 /// other axes must be fixed as declared, except that a dynamic leading axis
 /// is accepted; outputs may leave any axis symbolic (exporters often do).
-pub(crate) fn check_tensor(what: &str, ty: &ValueType, expected: &[Option<i64>], input: bool) -> Result<(), ModelError> {
-    let ValueType::Tensor { ty: elem, shape, .. } = ty else {
-        return Err(ModelError::Contract(format!("{what} must be a tensor, found {ty}")));
+pub(crate) fn check_tensor(
+    what: &str,
+    ty: &ValueType,
+    expected: &[Option<i64>],
+    input: bool,
+) -> Result<(), ModelError> {
+    let ValueType::Tensor {
+        ty: elem, shape, ..
+    } = ty
+    else {
+        return Err(ModelError::Contract(format!(
+            "{what} must be a tensor, found {ty}"
+        )));
     };
     if *elem != TensorElementType::Float32 {
-        return Err(ModelError::Contract(format!("{what} must be float32, found {elem}")));
+        return Err(ModelError::Contract(format!(
+            "{what} must be float32, found {elem}"
+        )));
     }
     if shape.len() != expected.len() {
         return Err(ModelError::Contract(format!(
@@ -361,7 +404,11 @@ pub(crate) fn check_tensor(what: &str, ty: &ValueType, expected: &[Option<i64>],
                 if got != *w && !(got < 0 && dynamic_ok) {
                     return Err(ModelError::Contract(format!(
                         "{what} axis {axis} must be {w}, found {} ({ty})",
-                        if got < 0 { "dynamic".to_string() } else { got.to_string() }
+                        if got < 0 {
+                            "dynamic".to_string()
+                        } else {
+                            got.to_string()
+                        }
                     )));
                 }
             }
@@ -383,8 +430,8 @@ pub(crate) fn check_tensor(what: &str, ty: &ValueType, expected: &[Option<i64>],
 
 /// One field of a protobuf message.
 enum Field<'a> {
-    /// Wire type 0.
-    Varint(u64),
+    /// Wire type 0 (value not needed: only presence is checked).
+    Varint,
     /// Wire types 1 and 5 (not needed beyond skipping).
     Fixed,
     /// Wire type 2.
@@ -412,23 +459,33 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
     let mut pos = 0;
     while pos < buf.len() {
         let at = pos;
-        let key = read_varint(buf, &mut pos).ok_or_else(|| format!("malformed field key at byte {at}"))?;
+        let key = read_varint(buf, &mut pos)
+            .ok_or_else(|| format!("malformed field key at byte {at}"))?;
         let (num, wire) = (key >> 3, key & 7);
         if num == 0 {
             return Err(format!("field number 0 at byte {at}"));
         }
         let field = match wire {
-            0 => Field::Varint(read_varint(buf, &mut pos).ok_or_else(|| format!("malformed varint at byte {at}"))?),
+            0 => {
+                read_varint(buf, &mut pos)
+                    .ok_or_else(|| format!("malformed varint at byte {at}"))?;
+                Field::Varint
+            }
             1 | 5 => {
                 let n = if wire == 1 { 8 } else { 4 };
                 if pos + n > buf.len() {
-                    return Err(format!("field {num} at byte {at} runs past the end ({} bytes)", buf.len()));
+                    return Err(format!(
+                        "field {num} at byte {at} runs past the end ({} bytes)",
+                        buf.len()
+                    ));
                 }
                 pos += n;
                 Field::Fixed
             }
             2 => {
-                let len = read_varint(buf, &mut pos).ok_or_else(|| format!("malformed length at byte {at}"))? as usize;
+                let len = read_varint(buf, &mut pos)
+                    .ok_or_else(|| format!("malformed length at byte {at}"))?
+                    as usize;
                 if len > buf.len() - pos {
                     return Err(format!(
                         "field {num} at byte {at} claims {len} bytes but only {} remain (truncated file?)",
@@ -454,18 +511,30 @@ pub(crate) fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, Mod
     }
     let top = fields(bytes).map_err(ModelError::NotOnnx)?;
     // ModelProto: 1 = ir_version, 7 = graph, 14 = metadata_props.
-    if !top.iter().any(|(n, f)| *n == 7 && matches!(f, Field::Bytes(_))) {
-        return Err(ModelError::NotOnnx("no graph in the file (not a ModelProto)".into()));
+    if !top
+        .iter()
+        .any(|(n, f)| *n == 7 && matches!(f, Field::Bytes(_)))
+    {
+        return Err(ModelError::NotOnnx(
+            "no graph in the file (not a ModelProto)".into(),
+        ));
     }
-    if !top.iter().any(|(n, f)| *n == 1 && matches!(f, Field::Varint(_))) {
-        return Err(ModelError::NotOnnx("no ir_version in the file (not a ModelProto)".into()));
+    if !top
+        .iter()
+        .any(|(n, f)| *n == 1 && matches!(f, Field::Varint))
+    {
+        return Err(ModelError::NotOnnx(
+            "no ir_version in the file (not a ModelProto)".into(),
+        ));
     }
     let mut map = HashMap::new();
     for (n, f) in &top {
         if let (14, Field::Bytes(entry)) = (*n, f) {
             let mut key = None;
             let mut value = String::new();
-            for (en, ef) in fields(entry).map_err(|e| ModelError::NotOnnx(format!("metadata entry: {e}")))? {
+            for (en, ef) in
+                fields(entry).map_err(|e| ModelError::NotOnnx(format!("metadata entry: {e}")))?
+            {
                 if let Field::Bytes(b) = ef {
                     let s = String::from_utf8_lossy(b).into_owned();
                     match en {
@@ -575,7 +644,13 @@ pub(crate) mod test_onnx {
             self
         }
         /// Adds a node.
-        pub fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: &[Attr]) -> &mut Self {
+        pub fn node(
+            &mut self,
+            op: &str,
+            inputs: &[&str],
+            outputs: &[&str],
+            attrs: &[Attr],
+        ) -> &mut Self {
             let mut n = Vec::new();
             for i in inputs {
                 bytes(&mut n, 1, i.as_bytes());
@@ -630,11 +705,6 @@ pub(crate) mod test_onnx {
         pub fn meta(&mut self, k: &str, v: &str) -> &mut Self {
             self.meta.retain(|(mk, _)| mk != k);
             self.meta.push((k.to_string(), v.to_string()));
-            self
-        }
-        /// Removes a metadata entry.
-        pub fn drop_meta(&mut self, k: &str) -> &mut Self {
-            self.meta.retain(|(mk, _)| mk != k);
             self
         }
         /// Serialises the model (IR 8, opset 17).
@@ -704,27 +774,55 @@ pub(crate) mod test_onnx {
 
     /// Like [`nca_builder`], applying the rule `unroll` times per call, row
     /// `j` of `update_mask` masking step `j` (the contract's unrolled variant).
-    pub fn nca_builder_unrolled(channels: usize, n_mels: usize, rule: Rule, unroll: usize) -> ModelBuilder {
+    pub fn nca_builder_unrolled(
+        channels: usize,
+        n_mels: usize,
+        rule: Rule,
+        unroll: usize,
+    ) -> ModelBuilder {
         let mut b = ModelBuilder::default();
         let c = channels as i64;
         let m = n_mels as i64;
         let k = unroll as i64;
-        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(c), Dim::Fixed(m), Dim::Param("frames")])
-            .input(
-                "update_mask",
-                FLOAT,
-                &[Dim::Fixed(k), Dim::Fixed(1), Dim::Fixed(m), Dim::Param("frames")],
-            )
-            .output(
-                "next_state",
-                FLOAT,
-                &[Dim::Fixed(1), Dim::Fixed(c), Dim::Fixed(m), Dim::Param("frames")],
-            );
+        b.input(
+            "state",
+            FLOAT,
+            &[
+                Dim::Fixed(1),
+                Dim::Fixed(c),
+                Dim::Fixed(m),
+                Dim::Param("frames"),
+            ],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[
+                Dim::Fixed(k),
+                Dim::Fixed(1),
+                Dim::Fixed(m),
+                Dim::Param("frames"),
+            ],
+        )
+        .output(
+            "next_state",
+            FLOAT,
+            &[
+                Dim::Fixed(1),
+                Dim::Fixed(c),
+                Dim::Fixed(m),
+                Dim::Param("frames"),
+            ],
+        );
         match rule {
             Rule::Conv => {
                 let n = channels * channels * 9;
-                let w: Vec<f32> = (0..n as u64).map(|i| crate::rng::normal(99, 7, i) * 0.6).collect();
-                let bias: Vec<f32> = (0..c as u64).map(|i| crate::rng::normal(99, 8, i) * 0.1).collect();
+                let w: Vec<f32> = (0..n as u64)
+                    .map(|i| crate::rng::normal(99, 7, i) * 0.6)
+                    .collect();
+                let bias: Vec<f32> = (0..c as u64)
+                    .map(|i| crate::rng::normal(99, 8, i) * 0.1)
+                    .collect();
                 b.init_f32("w", &[c, c, 3, 3], &w)
                     .init_f32("b", &[c], &bias)
                     .init_f32("rate", &[], &[0.5])
@@ -735,18 +833,31 @@ pub(crate) mod test_onnx {
                         "update_mask".to_string()
                     } else {
                         let (s, e) = (format!("s{j}"), format!("e{j}"));
-                        b.init_i64(&s, &[1], &[j as i64]).init_i64(&e, &[1], &[j as i64 + 1]);
+                        b.init_i64(&s, &[1], &[j as i64])
+                            .init_i64(&e, &[1], &[j as i64 + 1]);
                         let out = format!("mask{j}");
                         b.node("Slice", &["update_mask", &s, &e, "axis0"], &[&out], &[]);
                         out
                     };
-                    let next = if j + 1 == unroll { "next_state".to_string() } else { format!("st{j}") };
-                    let (y, t, tm, d) = (format!("y{j}"), format!("t{j}"), format!("tm{j}"), format!("d{j}"));
+                    let next = if j + 1 == unroll {
+                        "next_state".to_string()
+                    } else {
+                        format!("st{j}")
+                    };
+                    let (y, t, tm, d) = (
+                        format!("y{j}"),
+                        format!("t{j}"),
+                        format!("tm{j}"),
+                        format!("d{j}"),
+                    );
                     b.node(
                         "Conv",
                         &[&cur, "w", "b"],
                         &[&y],
-                        &[Attr::Ints("kernel_shape", vec![3, 3]), Attr::Ints("pads", vec![1, 1, 1, 1])],
+                        &[
+                            Attr::Ints("kernel_shape", vec![3, 3]),
+                            Attr::Ints("pads", vec![1, 1, 1, 1]),
+                        ],
                     )
                     .node("Tanh", &[&y], &[&t], &[])
                     .node("Mul", &[&t, &mask], &[&tm], &[])
@@ -846,7 +957,9 @@ mod tests {
         // Other keys of a future file may mean something else: version first.
         m.remove("grown.mel");
         assert_eq!(parse_metadata(&m), Err(ModelError::FutureVersion(2)));
-        assert!(ModelError::FutureVersion(2).to_string().contains("update Grown"));
+        assert!(ModelError::FutureVersion(2)
+            .to_string()
+            .contains("update Grown"));
         m.insert("grown.contract".into(), "0".into());
         assert!(contract_err(&m).contains("grown.contract"));
         m.insert("grown.contract".into(), "one".into());
@@ -865,12 +978,20 @@ mod tests {
             ("grown.spec_scale", "0", "non-zero"),
             ("grown.spec_offset", "inf", "finite"),
             ("grown.mel", "{\"n_mels\":80}", "grown.mel"),
-            ("grown.mel", r#"{"sample_rate":8000,"n_fft":256,"hop":64,"win":256,"n_mels":0,"fmin":0,"fmax":4000}"#, "n_mels"),
+            (
+                "grown.mel",
+                r#"{"sample_rate":8000,"n_fft":256,"hop":64,"win":256,"n_mels":0,"fmin":0,"fmax":4000}"#,
+                "n_mels",
+            ),
             ("grown.growth_steps", "0", "at least 1"),
             ("grown.growth_steps", "-3", "not a valid number"),
             ("grown.fire_rate", "1.5", "(0, 1]"),
             ("grown.fire_rate", "0", "(0, 1]"),
-            ("grown.seed_state", "{\"kind\":\"uniform\",\"std\":1}", "not supported"),
+            (
+                "grown.seed_state",
+                "{\"kind\":\"uniform\",\"std\":1}",
+                "not supported",
+            ),
             ("grown.seed_state", "{\"kind\":\"normal\"}", "std"),
             ("grown.seed_state", "normal", "invalid JSON"),
             ("grown.train_frames", "0", "at least 1"),
@@ -887,12 +1008,20 @@ mod tests {
     #[test]
     fn not_onnx_is_detected_without_runtime() {
         assert!(matches!(read_metadata(b""), Err(ModelError::NotOnnx(_))));
-        assert!(matches!(read_metadata(b"hello, this is text"), Err(ModelError::NotOnnx(_))));
+        assert!(matches!(
+            read_metadata(b"hello, this is text"),
+            Err(ModelError::NotOnnx(_))
+        ));
         let bytes = nca_model(4, 8, Rule::Conv);
         // Truncation anywhere inside the graph or metadata is caught.
         for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 3] {
             match read_metadata(&bytes[..cut]) {
-                Err(ModelError::NotOnnx(m)) => assert!(m.contains("truncated") || m.contains("past the end") || m.contains("malformed"), "{m}"),
+                Err(ModelError::NotOnnx(m)) => assert!(
+                    m.contains("truncated")
+                        || m.contains("past the end")
+                        || m.contains("malformed"),
+                    "{m}"
+                ),
                 other => panic!("cut at {cut}: {other:?}"),
             }
         }
@@ -944,25 +1073,57 @@ mod tests {
     #[test]
     fn wrong_input_names_are_contract_errors() {
         let mut b = ModelBuilder::default();
-        b.input("x", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
-            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
+        b.input(
+            "x",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .output(
+            "next_state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("unexpected input `x`"));
 
         let mut b = ModelBuilder::default();
-        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .node("Identity", &["state"], &["next_state"], &[]);
+        b.input(
+            "state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .output(
+            "next_state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .node("Identity", &["state"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("no input named `update_mask`"));
 
         let mut b = ModelBuilder::default();
-        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
-            .output("out", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .node("Mul", &["state", "update_mask"], &["out"], &[]);
+        b.input(
+            "state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .output(
+            "out",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .node("Mul", &["state", "update_mask"], &["out"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("no output named `next_state`"));
     }
@@ -971,11 +1132,23 @@ mod tests {
     fn wrong_dtype_and_shapes_are_contract_errors() {
         // float64 state.
         let mut b = ModelBuilder::default();
-        b.input("state", DOUBLE, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
-            .output("next_state", DOUBLE, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .node("Identity", &["state"], &["next_state"], &[])
-            .node("Identity", &["update_mask"], &["unused"], &[]);
+        b.input(
+            "state",
+            DOUBLE,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .output(
+            "next_state",
+            DOUBLE,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .node("Identity", &["state"], &["next_state"], &[])
+        .node("Identity", &["update_mask"], &["unused"], &[]);
         nca_meta(&mut b, 4, 8);
         let m = graph_err(&b);
         assert!(m.contains("input `state`") && m.contains("float32"), "{m}");
@@ -994,20 +1167,44 @@ mod tests {
 
         // Fixed frames axis.
         let mut b = ModelBuilder::default();
-        b.input("state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)])
-            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(16)])
-            .output("next_state", FLOAT, &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)])
-            .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
+        b.input(
+            "state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Fixed(16)],
+        )
+        .output(
+            "next_state",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Fixed(16)],
+        )
+        .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         let m = graph_err(&b);
         assert!(m.contains("(frames) must be dynamic"), "{m}");
 
         // Rank 3 state.
         let mut b = ModelBuilder::default();
-        b.input("state", FLOAT, &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .input("update_mask", FLOAT, &[Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")])
-            .output("next_state", FLOAT, &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")])
-            .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
+        b.input(
+            "state",
+            FLOAT,
+            &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .input(
+            "update_mask",
+            FLOAT,
+            &[Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .output(
+            "next_state",
+            FLOAT,
+            &[Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
+        )
+        .node("Mul", &["state", "update_mask"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         let m = graph_err(&b);
         assert!(m.contains("must have 4 axes, found 3"), "{m}");
@@ -1025,6 +1222,9 @@ mod tests {
         let mut b = nca_builder(4, 8, Rule::Conv);
         b.node("NoSuchOperator", &["state"], &["zzz"], &[]);
         let e = load(b.build()).unwrap_err();
-        assert!(matches!(e, ModelError::Runtime(_) | ModelError::NotOnnx(_)), "{e:?}");
+        assert!(
+            matches!(e, ModelError::Runtime(_) | ModelError::NotOnnx(_)),
+            "{e:?}"
+        );
     }
 }

@@ -128,14 +128,7 @@ impl Default for GrownParams {
                 },
             )
             .with_unit(" steps"),
-            seed: IntParam::new(
-                "Seed",
-                1,
-                IntRange::Linear {
-                    min: 0,
-                    max: 65535,
-                },
-            ),
+            seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: 65535 }),
             drift: FloatParam::new(
                 "Drift",
                 0.0,
@@ -186,7 +179,10 @@ impl Default for GrownParams {
             bend_range: FloatParam::new(
                 "Pitch-bend range",
                 2.0,
-                FloatRange::Linear { min: 0.0, max: 24.0 },
+                FloatRange::Linear {
+                    min: 0.0,
+                    max: 24.0,
+                },
             )
             .with_step_size(1.0)
             .with_unit(" st"),

@@ -153,7 +153,10 @@ mod tests {
         tx.publish(g).unwrap();
         assert_eq!(rx.pending(), 1);
         let got = rx.receive().unwrap();
-        assert_eq!((got.id, got.len, got.sample_rate, got.looped), (7, 10, 22050, true));
+        assert_eq!(
+            (got.id, got.len, got.sample_rate, got.looped),
+            (7, 10, 22050, true)
+        );
         assert_eq!(got.audio(), &[0.5; 10]);
         assert!(rx.receive().is_none());
         rx.recycle(got);

@@ -50,20 +50,28 @@ impl std::error::Error for RenderError {}
 pub fn parse_notes(text: &str) -> Result<Vec<NoteSpec>, RenderError> {
     let mut notes = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let bad = |why: &str| RenderError::Notes(format!("'{item}': {why} (expected KEY@START+DURATION)"));
+        let bad = |why: &str| {
+            RenderError::Notes(format!("'{item}': {why} (expected KEY@START+DURATION)"))
+        };
         let (key, rest) = item.split_once('@').ok_or_else(|| bad("missing '@'"))?;
         let (start, rest) = rest.split_once('+').ok_or_else(|| bad("missing '+'"))?;
         let (duration, velocity) = match rest.split_once('*') {
-            Some((d, v)) => (d, v.parse::<f32>().map_err(|_| bad("velocity is not a number"))?),
+            Some((d, v)) => (
+                d,
+                v.parse::<f32>()
+                    .map_err(|_| bad("velocity is not a number"))?,
+            ),
             None => (rest, 0.8),
         };
         let key: u8 = key.parse().map_err(|_| bad("key is not 0..127"))?;
         let start_s: f32 = start.parse().map_err(|_| bad("start is not a number"))?;
-        let duration_s: f32 = duration.parse().map_err(|_| bad("duration is not a number"))?;
+        let duration_s: f32 = duration
+            .parse()
+            .map_err(|_| bad("duration is not a number"))?;
         if key > 127 {
             return Err(bad("key is not 0..127"));
         }
-        if !(start_s.is_finite() && start_s >= 0.0) || !(duration_s.is_finite() && duration_s > 0.0) {
+        if !start_s.is_finite() || start_s < 0.0 || !duration_s.is_finite() || duration_s <= 0.0 {
             return Err(bad("start must be ≥ 0 and duration > 0"));
         }
         if !(0.0..=1.0).contains(&velocity) {
@@ -175,7 +183,11 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
     let mut end_s: f32 = 0.0;
     for n in &req.notes {
         events.push(((n.start_s * sr).round() as usize, true, *n));
-        events.push((((n.start_s + n.duration_s) * sr).round() as usize, false, *n));
+        events.push((
+            ((n.start_s + n.duration_s) * sr).round() as usize,
+            false,
+            *n,
+        ));
         end_s = end_s.max(n.start_s + n.duration_s);
     }
     events.sort_by_key(|e| (e.0, e.1));
@@ -219,7 +231,9 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
 
 /// NCA grid width for a sound of `length_s` seconds.
 pub fn frames_for(length_s: f32, mel: &crate::mel::MelConfig) -> usize {
-    ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32).round().max(8.0) as usize
+    ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32)
+        .round()
+        .max(8.0) as usize
 }
 
 /// Writes 32-bit float stereo WAV.
@@ -250,7 +264,11 @@ pub fn magma(t: f32) -> [u8; 3] {
         [0.992, 0.624, 0.427],
         [0.987, 0.991, 0.750],
     ];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let x = t * (STOPS.len() - 1) as f32;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f32;
@@ -303,7 +321,9 @@ mod tests {
         assert_eq!(n[1].key, 67);
         assert_eq!(n[1].velocity, 0.5);
         assert!((n[0].duration_s - 1.5).abs() < 1e-6);
-        for bad in ["", "60", "60@x+1", "60@0+0", "200@0+1", "60@-1+1", "60@0+1*2"] {
+        for bad in [
+            "", "60", "60@x+1", "60@0+0", "200@0+1", "60@-1+1", "60@0+1*2",
+        ] {
             assert!(parse_notes(bad).is_err(), "{bad} should fail");
         }
     }

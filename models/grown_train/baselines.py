@@ -177,11 +177,11 @@ def train_notebook(
                     p.grad /= p.grad.norm() + 1e-8
         opt.step()
         sched.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         seconds += time.perf_counter() - t0
         done = it + 1
         if log is not None and (done % 10 == 0 or done == cfg.iters):
-            log(f"  notebook baseline: iteration {done}/{cfg.iters}, loss {float(loss):.4f}, {seconds:.0f} s")
+            log(f"  notebook baseline: iteration {done}/{cfg.iters}, loss {history[-1]:.4f}, {seconds:.0f} s")
         if done % checkpoint_every == 0 or done == cfg.iters:
             save(done)
     nca.eval()

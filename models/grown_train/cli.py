@@ -69,15 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--license", default=d.license, help="grown.license text (%(default)s)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint for OUT")
     t.add_argument("--grad-checkpoint", action="store_true", help="trade ~30%% speed for much less memory")
+    t.add_argument("--time-budget", type=float, default=0.0, metavar="MIN", help="stop + export after MIN minutes; re-run continues")
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch default; use 1 on a busy machine")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    e = sub.add_parser("eval", help="score a model against its target (see eval.py)")
-    e.add_argument("--model", type=Path, required=True)
-    e.add_argument("--target", type=Path, required=True)
-    e.add_argument("--out", type=Path, default=None)
+    from grown_train import bigvgan_export
+    from grown_train import eval as evaluation
 
-    b = sub.add_parser("export-bigvgan", help="export the BigVGAN vocoder to ONNX (see bigvgan_export.py)")
-    b.add_argument("--out", type=Path, required=True)
+    e = sub.add_parser("eval", help="score the shipped models against their targets and two baselines (eval.py)")
+    b = sub.add_parser("export-bigvgan", help="export a local BigVGAN checkpoint to ONNX (bigvgan_export.py)")
+    # Each subcommand module declares its own options; a module that has not grown
+    # them yet must not break `train` (long training runs re-import this file).
+    for parser, module in ((e, evaluation), (b, bigvgan_export)):
+        add = getattr(module, "add_arguments", None)
+        if add is not None:
+            add(parser)
+        else:
+            parser.add_argument("--out", type=Path, default=None)
     return p
 
 
@@ -98,6 +106,7 @@ def _train(args) -> int:
         fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
         damage_prob=args.damage_prob, weights=weights, credit=args.credit, license=args.license,
         fresh=args.fresh, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
+        time_budget=args.time_budget, threads=args.threads,
     )
     summary = train(cfg)
     print(json.dumps(summary, indent=None if args.quiet else 1))

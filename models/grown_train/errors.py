@@ -13,6 +13,12 @@ class GrownError(Exception):
     exit_code = 1
 
 
+class BadOption(GrownError):
+    """Options that argparse accepts one by one but that contradict each other."""
+
+    exit_code = 2
+
+
 class MissingInput(GrownError):
     """The target file does not exist (or is not a file)."""
 

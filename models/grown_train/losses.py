@@ -48,7 +48,7 @@ FILTERS = 32
 ENSEMBLE_SEED = 20240611
 #: Mel bands are summed into this many envelopes for the rhythm term.
 ACF_BANDS = 4
-#: Rhythm lags in seconds.
+#: Rhythm lags in seconds (capped at a third of the training grid).
 ACF_MIN_S, ACF_MAX_S = 0.2, 2.0
 #: State values beyond this bound are penalised.
 OVERFLOW_BOUND = 3.0
@@ -101,7 +101,10 @@ class TextureLoss(torch.nn.Module):
             self.t_feats = [f[0] for f in feats]
             self.register_buffer("t_mean", tgt.mean(dim=-1)[0])
             lo = round(ACF_MIN_S * fps)
-            hi = min(round(ACF_MAX_S * fps), frames // 2)
+            # On a circular grid of T frames the autocorrelation near T/2 is forced
+            # towards -1 for any smooth envelope, so lags beyond T/3 would ask for the
+            # impossible; the term switches itself off on grids shorter than 3 x 0.2 s.
+            hi = min(round(ACF_MAX_S * fps), frames // 3)
             self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
             self.register_buffer("t_acf", _linear_acf(_envelopes(tgt)[0], self.lags))
             self.margin = _diversity_margin(tgt[0], frames)
@@ -127,7 +130,9 @@ class TextureLoss(torch.nn.Module):
         gram = torch.zeros(s.shape[0])
         for f, tg in zip(feats, self.t_grams):
             gm = _gram(f)
-            gram = gram + ((gm - tg) ** 2).sum(dim=(1, 2)) / (tg**2).sum().clamp_min(1e-8)
+            # Relative L1 rather than squared error: grows only quadratically with the
+            # spectrogram's amplitude, so one overshooting rollout cannot swamp the batch.
+            gram = gram + (gm - tg).abs().sum(dim=(1, 2)) / tg.abs().sum().clamp_min(1e-8)
         terms["gram"] = gram / len(feats)
         if len(self.lags):
             acf = _circular_acf(_envelopes(s), self.lags)

@@ -131,25 +131,34 @@ def avg_spectrum_cosine(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {key: _cos(_stft_mag(ca[key]).mean(axis=1), _stft_mag(cb[key]).mean(axis=1)) for key in ca.keys() & cb.keys()}
 
 
+def mel_to_magnitude(ln_mel: np.ndarray, cfg: MelConfig = DEFAULT_MEL, iters: int = 30) -> np.ndarray:
+    """Non-negative linear magnitude ``[n_fft/2+1, F]`` whose mel projection approximates ``exp(ln_mel)``.
+
+    Least squares under a non-negativity constraint, solved with multiplicative
+    updates from a clipped pseudo-inverse start: deterministic and ~100x faster
+    than librosa's per-frame NNLS, which matters at 17 re-syntheses per target.
+    """
+    from grown_train.mel import mel_basis
+
+    basis = mel_basis(cfg)  # [n_mels, bins]
+    mel = np.exp(np.asarray(ln_mel, dtype=np.float64))
+    mag = np.maximum(np.linalg.pinv(basis) @ mel, 1e-8)
+    numer = basis.T @ mel
+    for _ in range(iters):
+        mag *= numer / (basis.T @ (basis @ mag) + 1e-12)
+    return mag
+
+
 def griffin_lim(ln_mel: np.ndarray, n_iter: int = 32, cfg: MelConfig = DEFAULT_MEL, seed: int = 0) -> np.ndarray:
-    """Audio ``[frames * hop]`` from a natural-log mel: NNLS mel inversion, then seeded Griffin-Lim.
+    """Audio ``[frames * hop]`` from a natural-log mel: non-negative mel inversion, then seeded Griffin-Lim.
 
     The same function re-synthesises every row (target crops included), so its
     artefacts are common to all of them.
     """
     import librosa
 
-    mag = librosa.feature.inverse.mel_to_stft(
-        np.exp(np.asarray(ln_mel, dtype=np.float64)),
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        power=1.0,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=False,
-        norm="slaney",
-    )
-    frames = ln_mel.shape[-1]
+    mag = mel_to_magnitude(ln_mel, cfg)
+    frames = mag.shape[-1]
     y = librosa.griffinlim(
         mag,
         n_iter=n_iter,
@@ -157,21 +166,36 @@ def griffin_lim(ln_mel: np.ndarray, n_iter: int = 32, cfg: MelConfig = DEFAULT_M
         win_length=cfg.win,
         n_fft=cfg.n_fft,
         center=True,
-        length=frames * cfg.hop,
         random_state=seed,
     )
-    return y.astype(np.float32)
+    # Centred frames give (F-1)*hop samples; pad the last hop so every row has F*hop.
+    return librosa.util.fix_length(y, size=frames * cfg.hop).astype(np.float32)
 
 
 def texture_terms(
     loss_fn: torch.nn.Module, ln_mels: list[np.ndarray], scale: float, offset: float
 ) -> dict[str, list[float]]:
-    """Gram distance and ACF error of each item, from the training loss's own feature ensemble.
+    """Gram distance and ACF error of each item, on the training loss's own features.
 
     ``loss_fn`` is a :class:`grown_train.losses.TextureLoss` built on the scaled
     target at the evaluation width; items are natural-log mel ``[n_mels, F]``.
+    The features, target Gram matrices, lags and target autocorrelation are the
+    loss's; the distances are defined here so that a reweighting of the training
+    loss does not silently change the metric:
+
+    * gram: mean over feature sets of ||G - G_target||_F / ||G_target||_F;
+    * acf: mean over bands and lags of the squared autocorrelation difference.
     """
+    from grown_train.losses import _circular_acf, _envelopes, _gram
+
     s = torch.from_numpy(np.stack([(np.asarray(x, dtype=np.float32) - offset) / scale for x in ln_mels]))
     with torch.no_grad():
-        terms = loss_fn(s)
-    return {"gram": terms["gram"].tolist(), "acf": terms["acf"].tolist()}
+        feats = loss_fn._features(s, circular=True)
+        gram = torch.stack(
+            [(_gram(f) - tg).flatten(1).norm(dim=1) / tg.norm().clamp_min(1e-12) for f, tg in zip(feats, loss_fn.t_grams)]
+        ).mean(dim=0)
+        if len(loss_fn.lags):
+            acf = ((_circular_acf(_envelopes(s), loss_fn.lags) - loss_fn.t_acf) ** 2).mean(dim=(1, 2))
+        else:
+            acf = torch.zeros(s.shape[0])
+    return {"gram": gram.tolist(), "acf": acf.tolist()}

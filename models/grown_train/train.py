@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from grown_train.errors import CheckpointMismatch, Diverged, TooShort, Unwritable
+from grown_train.errors import BadOption, CheckpointMismatch, Diverged, TooShort, Unwritable
 from grown_train.export import ModelInfo, export_onnx
 from grown_train.io import atomic_write, check_writable, load_audio
 from grown_train.losses import LossWeights, TextureLoss
@@ -20,6 +21,8 @@ from grown_train.preview import save_loss_curve, save_spectrograms
 
 #: Checkpoint layout version; bump when the saved dict changes shape.
 CKPT_VERSION = 1
+#: Narrowest training grid (the exported graph itself works down to 4 frames).
+MIN_FRAMES = 16
 
 
 @dataclass
@@ -54,8 +57,9 @@ class TrainConfig:
     lr: float = 2e-3
     #: Final learning rate as a fraction of ``lr``.
     lr_final: float = 0.1
-    #: Shortest and longest rollout in NCA steps.
+    #: Shortest rollout in NCA steps (random lengths teach the rule to hold a texture, not hit a step count).
     min_steps: int = 48
+    #: Longest rollout; also the recommended ``grown.growth_steps``.
     max_steps: int = 96
     #: Probability a cell updates in a step.
     fire_rate: float = 0.5
@@ -67,13 +71,15 @@ class TrainConfig:
     fresh_per_batch: int = 1
     #: Probability per batch that one item gets a region erased to regrow.
     damage_prob: float = 0.5
-    #: ``ln_mel = spec_scale * s + spec_offset``.
+    #: ``ln_mel = spec_scale * s + spec_offset``: maps log-mel (~-11.5..4) to roughly [-1.6, 2.2].
     spec_scale: float = 4.0
+    #: See ``spec_scale``.
     spec_offset: float = -5.0
     #: Loss weights.
     weights: LossWeights = field(default_factory=LossWeights)
-    #: Credit line and licence written into the metadata.
+    #: ``grown.target``: the target and its author (default: the file name).
     credit: str = ""
+    #: ``grown.license``: licence of the target, so a shipped model carries its obligations.
     license: str = "unknown"
     #: Ignore an existing checkpoint and start over.
     fresh: bool = False
@@ -81,6 +87,11 @@ class TrainConfig:
     grad_checkpoint: bool = False
     #: Where the final target-vs-grown PNG goes (default: ``out`` with ``.png``).
     preview: Path | None = None
+    #: Stop (checkpoint + export) after this many minutes; re-running continues (0 = no limit).
+    time_budget: float = 0.0
+    #: Torch CPU threads (0 = torch's default). 1 wins on a busy machine: with more,
+    #: threads spin-wait on each other whenever one of them is descheduled.
+    threads: int = 0
     #: Suppress the progress bar.
     quiet: bool = False
 
@@ -185,6 +196,13 @@ def train(cfg: TrainConfig) -> dict:
     out = check_writable(Path(cfg.out))
     preview_path = Path(cfg.preview) if cfg.preview else out.with_suffix(".png")
     check_writable(preview_path, "preview")
+    if cfg.frames < MIN_FRAMES:
+        # The circular time pad of the 1x9 kernel wraps 4 frames from each side.
+        raise BadOption(f"--frames must be at least {MIN_FRAMES}, got {cfg.frames}")
+    if cfg.min_steps < 1 or cfg.max_steps < cfg.min_steps:
+        raise BadOption(f"need --min-steps ({cfg.min_steps}) <= --max-steps ({cfg.max_steps})")
+    # Validate the target before creating anything, so bad input leaves no trace.
+    target = target_spectrogram(cfg)
     ckpt_dir = Path(cfg.checkpoint_dir)
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -192,10 +210,8 @@ def train(cfg: TrainConfig) -> dict:
         raise Unwritable(f"cannot create checkpoint directory {ckpt_dir}: {exc.strerror}") from None
     ckpt_path = checkpoint_path(cfg)
     check_writable(ckpt_path, "checkpoint")
-    if cfg.min_steps < 1 or cfg.max_steps < cfg.min_steps:
-        raise ValueError("need 1 <= --min-steps <= --max-steps")
-
-    target = target_spectrogram(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
@@ -257,7 +273,13 @@ def train(cfg: TrainConfig) -> dict:
         dynamic_ncols=True,
     )
     nca.train()
+    t0 = time.monotonic()
+    done = start
     for it in bar:
+        if cfg.time_budget and time.monotonic() - t0 > cfg.time_budget * 60:
+            print(f"time budget of {cfg.time_budget:g} min reached at iteration {it}; "
+                  "re-run the same command to continue", file=sys.stderr)
+            break
         idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch]
         x = pool[idx].clone()
         with torch.no_grad():
@@ -320,7 +342,7 @@ def train(cfg: TrainConfig) -> dict:
         target=credit,
         license=cfg.license,
     )
-    _save_checkpoint(ckpt_path, payload(max(cfg.iters, start)))
+    _save_checkpoint(ckpt_path, payload(done))
     export_onnx(nca, out, info)
     to_ln = lambda s: (s * cfg.spec_scale + cfg.spec_offset).numpy()  # noqa: E731
     save_spectrograms(

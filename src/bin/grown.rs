@@ -38,7 +38,15 @@ fn run(args: &[String]) -> Result<(), String> {
 
 fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     const KNOWN: &[&str] = &[
-        "model", "seed", "growth", "length", "root", "sample-rate", "notes", "out", "png",
+        "model",
+        "seed",
+        "growth",
+        "length",
+        "root",
+        "sample-rate",
+        "notes",
+        "out",
+        "png",
     ];
     let mut flags = HashMap::new();
     let mut it = args.iter();
@@ -49,9 +57,7 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
         if !KNOWN.contains(&name) {
             return Err(format!("unknown option --{name}"));
         }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("--{name} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
         flags.insert(name.to_owned(), value.clone());
     }
     Ok(flags)
@@ -103,7 +109,10 @@ fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
         return Err("--length must be between 0.05 and 60 seconds".into());
     }
     if req.growth > grown::params::MAX_GROWTH as u32 {
-        return Err(format!("--growth must be at most {}", grown::params::MAX_GROWTH));
+        return Err(format!(
+            "--growth must be at most {}",
+            grown::params::MAX_GROWTH
+        ));
     }
 
     let rendered = render::render(model, &req).map_err(|e| e.to_string())?;
@@ -134,7 +143,10 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     println!("source:          {}", model.source);
     println!("contract:        {}", i.contract);
     println!("representation:  {}", i.representation);
-    println!("channels:        {} (spectrogram in channel {})", i.channels, i.spec_channel);
+    println!(
+        "channels:        {} (spectrogram in channel {})",
+        i.channels, i.spec_channel
+    );
     println!(
         "mapping:         ln(mel) = {} * state + {}",
         i.spec_scale, i.spec_offset
@@ -148,7 +160,12 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     println!("target:          {}", i.target);
     println!("licence:         {}", i.license);
     match grown::runtime::runtime() {
-        Ok(rt) => println!("onnx runtime:    {} ({}; {})", rt.dylib.display(), rt.provider, rt.why),
+        Ok(rt) => println!(
+            "onnx runtime:    {} ({}; {})",
+            rt.dylib.display(),
+            rt.provider,
+            rt.why
+        ),
         Err(e) => println!("onnx runtime:    unavailable: {e}"),
     }
     Ok(())

@@ -21,7 +21,9 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::{check_input, Vocoder, VocoderError};
-use crate::mel::{padded_hann, sanitize, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram};
+use crate::mel::{
+    padded_hann, sanitize, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
+};
 
 /// Default number of Fast Griffin-Lim iterations; PGHI initialisation makes 32 enough.
 pub const DEFAULT_ITERATIONS: usize = 32;
@@ -260,14 +262,11 @@ impl Inverter {
             }
             let next = (t + 1) % frames;
             let prev = (t + frames - 1) % frames;
-            let ds =
-                (logmag(mag, next * n_freqs + k) - logmag(mag, prev * n_freqs + k)) / 2.0;
+            let ds = (logmag(mag, next * n_freqs + k) - logmag(mag, prev * n_freqs + k)) / 2.0;
             -lambda / (a * m_fft) * ds
         };
         // Seeds in descending order: each unvisited loud bin starts a new island at phase 0.
-        let mut order: Vec<usize> = (0..total)
-            .filter(|&i| logmag(mag, i) > tol)
-            .collect();
+        let mut order: Vec<usize> = (0..total).filter(|&i| logmag(mag, i) > tol).collect();
         order.sort_by(|&x, &y| {
             logmag(mag, y)
                 .total_cmp(&logmag(mag, x))
@@ -371,9 +370,11 @@ impl Inverter {
             // realfft requires purely real DC and Nyquist bins.
             self.bins[0].im = 0.0;
             self.bins[n_freqs - 1].im = 0.0;
-            let _ = self
-                .inv
-                .process_with_scratch(&mut self.bins, &mut self.frame, &mut self.scratch_inv);
+            let _ = self.inv.process_with_scratch(
+                &mut self.bins,
+                &mut self.frame,
+                &mut self.scratch_inv,
+            );
             let start = (t * self.cfg.hop + len * n.div_ceil(len.max(1)) - pad) % len;
             for (i, (&x, &w)) in self.frame.iter().zip(&self.window).enumerate() {
                 signal[(start + i) % len] += x * w * scale;
@@ -397,9 +398,11 @@ impl Inverter {
             for (i, (x, &w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
                 *x = signal[(start + i) % len] * w;
             }
-            let _ = self
-                .fwd
-                .process_with_scratch(&mut self.frame, &mut self.bins, &mut self.scratch_fwd);
+            let _ = self.fwd.process_with_scratch(
+                &mut self.frame,
+                &mut self.bins,
+                &mut self.scratch_fwd,
+            );
             out[t * n_freqs..(t + 1) * n_freqs].copy_from_slice(&self.bins);
         }
     }
@@ -621,11 +624,20 @@ mod tests {
         let mut mel = Spectrogram::new(80, 8);
         mel.data[3] = f32::INFINITY;
         let mut out = Vec::new();
-        assert!(matches!(inv.synthesize(&mel, &mut out), Err(VocoderError::NonFinite)));
+        assert!(matches!(
+            inv.synthesize(&mel, &mut out),
+            Err(VocoderError::NonFinite)
+        ));
         mel.data[3] = f32::NAN;
-        assert!(matches!(inv.synthesize(&mel, &mut out), Err(VocoderError::NonFinite)));
+        assert!(matches!(
+            inv.synthesize(&mel, &mut out),
+            Err(VocoderError::NonFinite)
+        ));
         let wrong = Spectrogram::new(64, 8);
-        assert!(matches!(inv.synthesize(&wrong, &mut out), Err(VocoderError::MelMismatch(_))));
+        assert!(matches!(
+            inv.synthesize(&wrong, &mut out),
+            Err(VocoderError::MelMismatch(_))
+        ));
         // Degenerate sizes work: empty, and fewer frames than one FFT spans.
         inv.synthesize(&Spectrogram::new(80, 0), &mut out).unwrap();
         assert!(out.is_empty());
@@ -657,7 +669,10 @@ mod tests {
         let max_inner = steps.iter().fold(0f32, |a, &b| a.max(b));
         let seam = (out[0] - out[out.len() - 1]).abs();
         assert!(max_inner > 0.0);
-        assert!(seam <= max_inner * 1.05, "seam step {seam} vs max inner step {max_inner}");
+        assert!(
+            seam <= max_inner * 1.05,
+            "seam step {seam} vs max inner step {max_inner}"
+        );
         // The edges are not silent (circular treatment, not a fade).
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
         let mid = rms(&out[out.len() / 2 - 256..out.len() / 2 + 256]);
@@ -671,7 +686,9 @@ mod tests {
         let mel = MelAnalyzer::new(cfg.clone()).analyze(&audio);
         let mut a = Vec::new();
         let mut b = Vec::new();
-        Inverter::with_iterations(cfg.clone(), 4).synthesize(&mel, &mut a).unwrap();
+        Inverter::with_iterations(cfg.clone(), 4)
+            .synthesize(&mel, &mut a)
+            .unwrap();
         let mut inv = Inverter::with_iterations(cfg, 4);
         inv.synthesize(&Spectrogram::new(80, 40), &mut b).unwrap();
         inv.synthesize(&mel, &mut b).unwrap();

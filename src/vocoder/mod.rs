@@ -7,6 +7,7 @@
 pub mod bigvgan;
 pub mod inverter;
 
+pub use bigvgan::BigVgan;
 pub use inverter::Inverter;
 
 use crate::mel::{MelConfig, Spectrogram};
@@ -78,7 +79,10 @@ mod tests {
         let mut s = Spectrogram::new(80, 4);
         assert!(check_input(&cfg, &s).is_ok());
         s.data[7] = f32::NAN;
-        assert!(matches!(check_input(&cfg, &s), Err(VocoderError::NonFinite)));
+        assert!(matches!(
+            check_input(&cfg, &s),
+            Err(VocoderError::NonFinite)
+        ));
         let s = Spectrogram::new(100, 4);
         let e = check_input(&cfg, &s).unwrap_err();
         assert!(matches!(e, VocoderError::MelMismatch(_)));

@@ -5,6 +5,7 @@
 //! live in clack-extensions, which this package does not depend on). The ABI below
 //! mirrors `ext/params.h` and `ext/state.h` of CLAP 1.x, which is frozen.
 
+use clack_host::events::io::{InputEvents, OutputEvents};
 use clack_host::extensions::prelude::*;
 use clack_host::stream::{InputStream, OutputStream};
 use std::ffi::{c_char, c_void, CStr};
@@ -26,19 +27,22 @@ struct RawParamInfo {
     default_value: f64,
 }
 
-/// `clap_plugin_params_t`. Only the first three entries are called; the rest are
-/// declared so the layout matches.
+/// `clap_plugin_params_t`. `text_to_value` is never called; it is declared so the
+/// layout matches. (`Copy` because clack's extension handles are.)
+#[derive(Clone, Copy)]
 #[repr(C)]
 pub struct RawParams {
     count: Option<unsafe extern "C" fn(*const c_void) -> u32>,
     get_info: Option<unsafe extern "C" fn(*const c_void, u32, *mut RawParamInfo) -> bool>,
     get_value: Option<unsafe extern "C" fn(*const c_void, u32, *mut f64) -> bool>,
     value_to_text: Option<unsafe extern "C" fn(*const c_void, u32, f64, *mut c_char, u32) -> bool>,
-    text_to_value: Option<unsafe extern "C" fn(*const c_void, u32, *const c_char, *mut f64) -> bool>,
+    text_to_value:
+        Option<unsafe extern "C" fn(*const c_void, u32, *const c_char, *mut f64) -> bool>,
     flush: Option<unsafe extern "C" fn(*const c_void, *const c_void, *const c_void)>,
 }
 
 /// `clap_plugin_state_t`; the stream arguments are `clap_ostream_t*` / `clap_istream_t*`.
+#[derive(Clone, Copy)]
 #[repr(C)]
 pub struct RawState {
     save: Option<unsafe extern "C" fn(*const c_void, *const c_void) -> bool>,
@@ -55,7 +59,6 @@ pub struct ParamInfo {
     /// Plain-value range (for nice-plug: the step count for stepped parameters).
     pub min: f64,
     pub max: f64,
-    pub default: f64,
 }
 
 /// The plugin's `clap.params` extension.
@@ -97,7 +100,6 @@ impl Params {
                     name: name.to_string_lossy().into_owned(),
                     min: info.min_value,
                     max: info.max_value,
-                    default: info.default_value,
                 }
             })
             .collect()
@@ -112,6 +114,22 @@ impl Params {
         let ok = unsafe { get_value(plugin.as_raw_ptr().cast(), id, &mut value) };
         assert!(ok, "clap.params get_value({id}) failed");
         value
+    }
+
+    /// Delivers parameter events outside `process()`, as hosts do for an inactive
+    /// plugin (here: to set parameters before the engine starts).
+    pub fn flush(
+        &self,
+        plugin: &PluginMainThreadHandle,
+        input: &InputEvents,
+        output: &mut OutputEvents,
+    ) {
+        let raw = plugin.as_shared().use_extension(&self.0);
+        let flush = raw.flush.expect("clap.params lacks flush");
+        let input = std::ptr::from_ref(input.as_raw()).cast::<c_void>();
+        let output = std::ptr::from_ref(output.as_raw()).cast::<c_void>();
+        // SAFETY: main thread, plugin not processing; both lists outlive the call.
+        unsafe { flush(plugin.as_raw_ptr().cast(), input, output) };
     }
 
     /// The plugin's own display text for a plain value (e.g. "0.300 s").

@@ -61,7 +61,10 @@ impl Library {
             .expect("the entry has no plugin factory");
         let descriptor = factory
             .plugin_descriptors()
-            .find(|d| d.id().is_some_and(|id| id.to_bytes() == PLUGIN_ID.as_bytes()))
+            .find(|d| {
+                d.id()
+                    .is_some_and(|id| id.to_bytes() == PLUGIN_ID.as_bytes())
+            })
             .unwrap_or_else(|| panic!("the entry does not list {PLUGIN_ID}"));
         descriptor
             .name()
@@ -110,10 +113,18 @@ pub struct Ev {
 
 #[derive(Clone, Copy, Debug)]
 pub enum EvKind {
-    NoteOn { key: u8, velocity: f64 },
-    NoteOff { key: u8 },
+    NoteOn {
+        key: u8,
+        velocity: f64,
+    },
+    NoteOff {
+        key: u8,
+    },
     /// Plain value, as `clap.params` reports ranges.
-    Param { id: u32, value: f64 },
+    Param {
+        id: u32,
+        value: f64,
+    },
 }
 
 impl Ev {
@@ -222,7 +233,9 @@ impl Plugin {
         let processor = self
             .instance
             .activate(|_, _| (), config)
-            .unwrap_or_else(|e| panic!("activation at {sample_rate} Hz / {max_block} failed: {e:?}"));
+            .unwrap_or_else(|e| {
+                panic!("activation at {sample_rate} Hz / {max_block} failed: {e:?}")
+            });
         self.processor = Some(processor.into());
         self.sample_rate = sample_rate;
         self.max_block = max_block;
@@ -255,6 +268,37 @@ impl Plugin {
     pub fn param_value(&mut self, id: u32) -> f64 {
         let handle = self.instance.plugin_handle();
         self.params.value(&handle, id)
+    }
+
+    /// Sets parameters (display name, plain value) through `clap.params` flush, before
+    /// activation, so the engine starts with them and grows only the final sound.
+    pub fn set_params_inactive(&mut self, values: &[(&str, f64)]) {
+        assert!(
+            self.processor.is_none(),
+            "set_params_inactive on an active plugin"
+        );
+        let mut input = EventBuffer::new();
+        for &(name, value) in values {
+            let id = self.param(name).id;
+            input.push(&ParamValueEvent::new(
+                0,
+                ClapId::new(id),
+                Pckn::match_all(),
+                value,
+            ));
+        }
+        let mut output = EventBuffer::new();
+        let handle = self.instance.plugin_handle();
+        self.params
+            .flush(&handle, &input.as_input(), &mut output.as_output());
+        for &(name, value) in values {
+            let id = self.param(name).id;
+            let now = self.param_value(id);
+            assert!(
+                (now - value).abs() < 1e-6,
+                "{name} reads {now} after flushing {value}"
+            );
+        }
     }
 
     /// The plugin's display text for the parameter's current value.
@@ -296,9 +340,11 @@ impl Plugin {
         let steady_time = self.steady_time;
         let processor = self.processor.as_mut().expect("render before activate");
         let out = std::thread::scope(|s| {
-            s.spawn(move || render_on_audio_thread(processor, frames, events, blocks, max_block, steady_time))
-                .join()
-                .expect("the audio thread panicked")
+            s.spawn(move || {
+                render_on_audio_thread(processor, frames, events, blocks, max_block, steady_time)
+            })
+            .join()
+            .expect("the audio thread panicked")
         });
         self.steady_time += frames as u64;
         self.service_main_thread();

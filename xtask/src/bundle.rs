@@ -56,7 +56,8 @@ fn bundle_name(root: &Path, package: &str) -> Result<String> {
     if !path.exists() {
         return Ok(package.to_owned());
     }
-    let text = fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
     let config: HashMap<String, PackageConfig> =
         toml::from_str(&text).with_context(|| format!("could not parse {}", path.display()))?;
     Ok(config
@@ -66,7 +67,11 @@ fn bundle_name(root: &Path, package: &str) -> Result<String> {
 }
 
 /// Copies ONNX Runtime and the models into every bundle nice-plug made for `package`.
-pub fn install_runtime_files(workspace: &Workspace, package: &str, runtime: &[PathBuf]) -> Result<()> {
+pub fn install_runtime_files(
+    workspace: &Workspace,
+    package: &str,
+    runtime: &[PathBuf],
+) -> Result<()> {
     let name = bundle_name(&workspace.root, package)?;
     let bundled = workspace.target_dir.join("bundled");
     let models = model_files(&workspace.root)?;
@@ -77,8 +82,16 @@ pub fn install_runtime_files(workspace: &Workspace, package: &str, runtime: &[Pa
         for library in runtime {
             install_file(library, &bundled)?;
         }
-        install_models(&models, &workspace.root, &bundled.join(format!("{package}-resources")))?;
-        eprintln!("Added ONNX Runtime and {} model(s) beside {}", models.len(), clap.display());
+        install_models(
+            &models,
+            &workspace.root,
+            &bundled.join(format!("{package}-resources")),
+        )?;
+        eprintln!(
+            "Added ONNX Runtime and {} model(s) beside {}",
+            models.len(),
+            clap.display()
+        );
         done = true;
     }
 
@@ -87,13 +100,24 @@ pub fn install_runtime_files(workspace: &Workspace, package: &str, runtime: &[Pa
         for library in runtime {
             install_file(library, &binary_dir)?;
         }
-        install_models(&models, &workspace.root, &vst3.join("Contents").join("Resources"))?;
-        eprintln!("Added ONNX Runtime and {} model(s) to {}", models.len(), vst3.display());
+        install_models(
+            &models,
+            &workspace.root,
+            &vst3.join("Contents").join("Resources"),
+        )?;
+        eprintln!(
+            "Added ONNX Runtime and {} model(s) to {}",
+            models.len(),
+            vst3.display()
+        );
         done = true;
     }
 
     if !done {
-        eprintln!("warning: no CLAP or VST3 bundle of '{package}' found in {}", bundled.display());
+        eprintln!(
+            "warning: no CLAP or VST3 bundle of '{package}' found in {}",
+            bundled.display()
+        );
     }
     Ok(())
 }
@@ -149,7 +173,9 @@ fn install_models(models: &[PathBuf], root: &Path, resources: &Path) -> Result<(
     for relative in models {
         // `relative` starts with `models/`, so it lands under `<resources>/models/`.
         let destination = resources.join(relative);
-        let parent = destination.parent().context("model path without a folder")?;
+        let parent = destination
+            .parent()
+            .context("model path without a folder")?;
         install_file(&root.join(relative), parent)?;
     }
     Ok(())
@@ -166,7 +192,11 @@ fn install_file(source: &Path, folder: &Path) -> Result<()> {
             .with_context(|| format!("could not replace {}", destination.display()))?;
     }
     fs::copy(source, &destination).with_context(|| {
-        format!("could not copy {} to {}", source.display(), destination.display())
+        format!(
+            "could not copy {} to {}",
+            source.display(),
+            destination.display()
+        )
     })?;
     Ok(())
 }

@@ -4,11 +4,12 @@
 //! ```text
 //! cargo xtask bundle grown [--release] [cargo build options]
 //! cargo xtask fetch-ort [--gpu] [--force]
-//! cargo xtask bench                     (reserved; not yet implemented)
+//! cargo xtask bench [--quick]
 //! ```
 //!
 //! Everything else (`bundle-universal`, `known-packages`) goes to nice-plug-xtask unchanged.
 
+mod bench;
 mod bundle;
 mod ort;
 
@@ -23,8 +24,10 @@ const USAGE: &str = "Usage:
   cargo xtask fetch-ort [--gpu] [--force]
       installs target/onnxruntime/libonnxruntime.so.1.31.1 from the PyPI wheel
       (--gpu: the onnxruntime-gpu wheel, with its execution-provider libraries)
-  cargo xtask bench
-      reserved for the benchmark suite (not yet implemented)
+  cargo xtask bench [--quick]
+      measures the plugin against its references (eager PyTorch, librosa, the matmul
+      peak) and writes docs/BENCHMARKS.md and docs/benchmarks.json (--quick: short
+      timings, report in target/bench/ instead)
   cargo xtask bundle-universal | known-packages
       passed to nice-plug-xtask unchanged";
 
@@ -91,8 +94,8 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some("bench") => {
-            eprintln!("cargo xtask bench: not yet implemented");
-            Ok(ExitCode::from(2))
+            let workspace = Workspace::load()?;
+            bench::run(&workspace, &args[1..])
         }
         None | Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

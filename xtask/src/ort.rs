@@ -80,7 +80,10 @@ impl Manifest {
         let mut text = String::from(
             "# Written by `cargo xtask fetch-ort`: the files it installed and their SHA-256.\n",
         );
-        text.push_str(&format!("version {ORT_VERSION}\nvariant {}\n", self.variant.name()));
+        text.push_str(&format!(
+            "version {ORT_VERSION}\nvariant {}\n",
+            self.variant.name()
+        ));
         text.push_str(&format!("wheel {wheel}\n"));
         for (name, hash) in &self.files {
             text.push_str(&format!("file {hash} {name}\n"));
@@ -201,7 +204,9 @@ fn download_wheel(variant: Variant, into: &Path) -> Result<PathBuf> {
         .arg(into)
         .stdin(Stdio::null())
         .status()
-        .with_context(|| format!("could not run `{python} -m pip` (set GROWN_PYTHON to another interpreter)"))?;
+        .with_context(|| {
+            format!("could not run `{python} -m pip` (set GROWN_PYTHON to another interpreter)")
+        })?;
     if !status.success() {
         bail!("`{python} -m pip download {requirement}` failed ({status})");
     }
@@ -224,7 +229,8 @@ fn record_hash(line: &str) -> Option<(&str, &str)> {
 }
 
 fn extract(wheel: &Path, variant: Variant, dir: &Path) -> Result<Manifest> {
-    let file = fs::File::open(wheel).with_context(|| format!("could not open {}", wheel.display()))?;
+    let file =
+        fs::File::open(wheel).with_context(|| format!("could not open {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a valid wheel", wheel.display()))?;
 
@@ -292,8 +298,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// URL-safe base64 without padding: the encoding of hashes in a wheel's RECORD (PEP 376).
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
@@ -343,7 +348,10 @@ mod tests {
             variant: Variant::Gpu,
             files: vec![
                 (ORT_LIBRARY.to_owned(), "00ff".to_owned()),
-                ("libonnxruntime_providers_cuda.so".to_owned(), "abcd".to_owned()),
+                (
+                    "libonnxruntime_providers_cuda.so".to_owned(),
+                    "abcd".to_owned(),
+                ),
             ],
         };
         let text = manifest.render("x.whl");

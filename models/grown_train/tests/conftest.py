@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+
+# One thread: the suite is small, and on a shared 2-core machine extra threads
+# mostly spin-wait for each other.
+torch.set_num_threads(1)
 
 MODELS_DIR = Path(__file__).resolve().parents[2]
 
@@ -14,7 +19,7 @@ MODELS_DIR = Path(__file__).resolve().parents[2]
 TINY = [
     "--frames", "32", "--channels", "8", "--hidden", "32", "--batch", "3",
     "--min-steps", "8", "--max-steps", "12", "--pool-size", "8",
-    "--preview-every", "0", "--quiet",
+    "--preview-every", "0", "--quiet", "--threads", "1",
 ]
 
 

@@ -36,7 +36,7 @@ def test_missing_file_via_real_process(tmp_path):
     )
     assert proc.returncode == 3
     assert_one_line(proc.stderr.strip(), "target file not found")
-    assert files_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_not_audio(tmp_path, capsys):
@@ -46,6 +46,7 @@ def test_not_audio(tmp_path, capsys):
     assert rc == 4
     assert_one_line(err, "not a readable audio file")
     assert files_under(tmp_path) == [bogus]
+    assert not (tmp_path / "runs").exists()
 
 
 def test_silence(tmp_path, capsys):
@@ -96,8 +97,17 @@ def test_unfinished_subcommands_say_so(capsys, command):
     assert_one_line(capsys.readouterr().err.strip(), f"'{command[0]}' is not implemented yet")
 
 
-def test_all_subcommands_exist():
+def test_all_subcommands_exist(capsys):
     parser = cli.build_parser()
-    for argv in (["train", "--target", "a", "--out", "b"], ["eval", "--model", "m", "--target", "t"],
-                 ["export-bigvgan", "--out", "v"]):
-        assert parser.parse_args(argv).command == argv[0]
+    for command in ("train", "eval", "export-bigvgan"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        assert f"python -m grown_train {command}" in capsys.readouterr().out
+
+
+def test_contradictory_steps(tmp_path, capsys, chord_wav):
+    rc, err = run_cli(tmp_path, chord_wav, tmp_path / "m.onnx", capsys, extra=["--min-steps", "20", "--max-steps", "10"])
+    assert rc == 2
+    assert_one_line(err, "need --min-steps (20) <= --max-steps (10)")
+    assert files_under(tmp_path) == [chord_wav]

@@ -32,8 +32,15 @@ INFO = ModelInfo(
 )
 
 
+def session(path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def rollout_both(nca: NCA, path, frames: int, steps: int, seed: int = 0):
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = session(path)
     g = torch.Generator().manual_seed(seed)
     c = nca.cfg.channels
     x = torch.randn(1, c, 80, frames, generator=g) * 0.1
@@ -61,7 +68,7 @@ def test_onnx_matches_torch_over_64_steps(tmp_path, perception):
 def test_time_axis_is_circular(tmp_path):
     nca = random_nca()
     path = export_onnx(nca, tmp_path / "m.onnx", INFO)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = session(path)
     x = np.random.default_rng(0).normal(size=(1, 16, 80, 40)).astype(np.float32)
     mask = np.ones((1, 1, 80, 40), np.float32)
     a = sess.run(None, {"state": x, "update_mask": mask})[0]
@@ -110,7 +117,7 @@ def test_shipped_models_follow_the_contract(name):
     meta = read_metadata(path)
     assert tuple(meta) == METADATA_KEYS
     assert meta["grown.license"] and meta["grown.target"].startswith(name)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = session(path)
     c = int(meta["grown.channels"])
     frames = int(meta["grown.train_frames"])
     x = np.random.default_rng(1).normal(0, 0.1, size=(1, c, 80, frames)).astype(np.float32)

@@ -1,0 +1,178 @@
+"""eval: the metrics on known cases, and a --quick end-to-end run that writes the report."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from grown_train import metrics as M
+from grown_train.cli import main
+from grown_train.losses import LossWeights, TextureLoss
+from grown_train.mel import DEFAULT_MEL, log_mel, mel_basis
+
+SR = DEFAULT_MEL.sample_rate
+
+
+def texture(frames=64, seed=0):
+    """A log-mel 'texture': a fixed spectral envelope plus a periodic 8-frame pulse and noise."""
+    rng = np.random.default_rng(seed)
+    env = np.linspace(-2.0, -8.0, 80)[:, None]
+    pulse = 2.0 * (np.arange(frames) % 8 == 0)[None, :]
+    return (env + pulse + 0.3 * rng.standard_normal((80, frames))).astype(np.float32)
+
+
+def tone(freq, seconds=1.0, phase=0.0):
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def test_identical_spectrograms_score_perfectly():
+    x = texture()
+    assert M.spectrum_l1(x, x) == 0.0
+    assert M.shift_distance(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert M.diversity_error(0.3, 0.3) == 0.0
+    y = tone(440.0)
+    assert M.stft_cosine(y, y) == {"mid": pytest.approx(1.0)}
+    assert M.avg_spectrum_cosine(y, y) == {"mid": pytest.approx(1.0)}
+
+
+def test_shifted_texture_has_no_diversity_but_another_texture_does():
+    x = texture()
+    shifted = [np.roll(x, k, axis=1) for k in (0, 5, 17, 40)]
+    assert M.diversity(shifted) == pytest.approx(0.0, abs=1e-9)
+    others = [texture(seed=s) for s in range(4)]
+    assert M.diversity(others) > 0.1
+    # A plain mean-squared distance would call the shifted copy very different.
+    assert np.mean((x - shifted[2]) ** 2) > 1.0
+    # Collapse (0) and excess are both penalised relative to the recording's level.
+    ref = M.diversity(others)
+    assert M.diversity_error(0.0, ref) > 1.0
+    assert M.diversity_error(20 * ref, ref) > 1.0
+
+
+def test_spectrum_l1_measures_level_in_nats():
+    x = texture()
+    assert M.spectrum_l1(x + 0.5, x) == pytest.approx(0.5, abs=1e-6)
+    # Time order does not matter: a texture has no frame correspondence with its target.
+    assert M.spectrum_l1(x[:, ::-1], x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_audio_cosines_separate_alignment_from_spectrum():
+    a = tone(440.0)
+    late = np.roll(a, 3000)
+    other = tone(1760.0)
+    # A time shift keeps the average spectrum ...
+    assert M.avg_spectrum_cosine(a, late)["mid"] > 0.99
+    # ... and a different pitch does not.
+    assert M.avg_spectrum_cosine(a, other)["mid"] < 0.2
+    assert M.stft_cosine(a, other)["mid"] < 0.2
+    # Unequal lengths are zero-padded: half the signal matches, half is silence.
+    half = M.stft_cosine(a, a[: len(a) // 2])["mid"]
+    assert 0.6 < half < 0.8
+
+
+def test_mid_side_for_stereo():
+    left, right = tone(440.0), tone(660.0)
+    st = np.stack([left, right])
+    assert set(M.stft_cosine(st, st)) == {"mid", "side"}
+    swapped = np.stack([right, left])
+    cos = M.stft_cosine(st, swapped)
+    assert cos["mid"] == pytest.approx(1.0)
+    # Side flips sign when channels swap; magnitudes do not see the sign.
+    assert cos["side"] == pytest.approx(1.0)
+    assert set(M.stft_cosine(left, left)) == {"mid"}
+    with pytest.raises(ValueError):
+        M.mid_side(np.zeros((3, 10)))
+
+
+def test_mel_inversion_and_griffin_lim_round_trip():
+    y = tone(440.0) + 0.5 * tone(1234.0)
+    ln = log_mel(torch.from_numpy(y)).numpy()
+    mag = M.mel_to_magnitude(ln)
+    assert mag.min() >= 0.0
+    # The magnitude's mel projection reproduces the input mel where there is energy.
+    rebuilt = np.log(np.maximum(mel_basis() @ mag, 1e-5))
+    loud = ln > np.log(1e-3)
+    assert np.abs(rebuilt - ln)[loud].mean() < 0.08
+    audio = M.griffin_lim(ln, n_iter=16)
+    assert audio.shape == (ln.shape[1] * DEFAULT_MEL.hop,)
+    assert M.avg_spectrum_cosine(audio, y)["mid"] > 0.9
+    assert np.array_equal(audio, M.griffin_lim(ln, n_iter=16))
+
+
+def test_gram_and_acf_prefer_the_target_texture():
+    period = texture(frames=16, seed=3)
+    target = np.tile(period, (1, 8))  # 128 frames of a looping texture
+    scale, offset = 4.0, -5.0
+    loss = TextureLoss(torch.from_numpy((target - offset) / scale), 64, DEFAULT_MEL.frames_per_second, LossWeights())
+    same = target[:, :64]
+    noise = np.random.default_rng(0).normal(-5.0, 1.0, (80, 64)).astype(np.float32)
+    t = M.texture_terms(loss, [same, noise, same + 2.0], scale, offset)
+    assert t["gram"][0] < 0.05
+    assert t["gram"][1] > 5 * t["gram"][0] and t["gram"][2] > 5 * t["gram"][0]
+    assert t["acf"][0] < t["acf"][1]
+
+
+def _tiny_model(path, target_name):
+    """An untrained (identity-update) NCA in the contract's format: enough to exercise eval's plumbing."""
+    from grown_train.export import ModelInfo, export_onnx
+    from grown_train.nca import NCA, NCAConfig
+
+    torch.manual_seed(0)
+    nca = NCA(NCAConfig(channels=4, n_mels=80, hidden=8))
+    with torch.no_grad():
+        nca.w2.weight.normal_(0.0, 0.01)
+    info = ModelInfo(spec_scale=4.0, spec_offset=-5.0, growth_steps=6, fire_rate=0.5, seed_std=0.1,
+                     train_frames=24, target=f"{target_name} — test", license="CC0-1.0")
+    return export_onnx(nca, path, info)
+
+
+def test_quick_eval_writes_the_table_and_caches_baseline_a(tmp_path, chord_wav, capsys):
+    model = _tiny_model(tmp_path / "tinychord.onnx", chord_wav.name)
+    out = tmp_path / "report" / "EVAL.md"
+    args = ["eval", "--quick", "--models", str(model), "--out", str(out), "--targets-dir", str(chord_wav.parent),
+            "--baseline-dir", str(tmp_path / "bl"), "--png-dir", str(tmp_path / "png")]
+    assert main(args) == 0
+    text = out.read_text()
+    assert "### tinychord" in text
+    rows = {}
+    for label in ("shipped", "notebook (a)", "L-BFGS (b)", "recording"):
+        m = re.search(rf"^\| {re.escape(label)} \| (.*) \|$", text, re.M)
+        assert m, f"no {label} row"
+        rows[label] = [float(c.split(" ")[0]) for c in m.group(1).split(" | ")[:6]]
+    for label, vals in rows.items():
+        assert all(np.isfinite(vals)), (label, vals)
+        assert 0.0 <= vals[4] <= 1.0 + 1e-9 and 0.0 <= vals[5] <= 1.0 + 1e-9
+    # A crop of the recording is far closer to the recording than an untrained model's noise.
+    assert rows["recording"][0] < rows["shipped"][0]
+    assert rows["recording"][1] < rows["shipped"][1]
+    assert (tmp_path / "png" / "tinychord.png").stat().st_size > 1000
+    assert "(cached)" not in text.split("### tinychord")[1]
+    cache = list((tmp_path / "bl").glob("tinychord-notebook-*.pt"))
+    assert len(cache) == 1
+
+    # Second run: baseline (a) comes from the cache, and the numbers are reproducible.
+    out2 = tmp_path / "EVAL2.md"
+    args2 = [a if a != str(out) else str(out2) for a in args] + ["--extra-baseline", "tinychord:1"]
+    assert main(args2) == 0
+    text2 = out2.read_text()
+    assert "(cached)" in text2
+    assert re.search(r"^\| notebook \(a\), 1 it\. \| \d", text2, re.M)
+    row = re.compile(r"^\| (shipped|notebook \(a\)|L-BFGS \(b\)|recording) \|.*$", re.M)
+    assert [m.group(0) for m in row.finditer(text)] == [m.group(0) for m in row.finditer(text2)]
+    capsys.readouterr()
+
+
+def test_missing_target_is_one_clear_line(tmp_path, chord_wav, capsys):
+    model = _tiny_model(tmp_path / "m.onnx", "nowhere.wav")
+    code = main(["eval", "--quick", "--models", str(model), "--out", str(tmp_path / "E.md"),
+                 "--targets-dir", str(chord_wav.parent), "--baseline-dir", str(tmp_path / "bl")])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and err.startswith("error: target of m.onnx not found") and "\n" not in err
+    assert main(["eval", "--quick", "--models", "no_such_model", "--out", str(tmp_path / "E.md")]) == 3
+    code = main(["eval", "--quick", "--models", str(model), "--out", str(tmp_path / "E.md"),
+                 "--extra-baseline", "m:zero"])
+    assert code == 2 and "NAME:ITERS" in capsys.readouterr().err

@@ -1,0 +1,159 @@
+//! End-to-end tests of the engine thread with the embedded default model.
+//!
+//! They need ONNX Runtime: `cargo xtask fetch-ort` (target/onnxruntime) or
+//! `ORT_DYLIB_PATH`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use grown::engine::{Engine, EngineCommand, EngineControls, EngineStatus, Grower};
+use grown::mel::Spectrogram;
+use grown::model::NcaModel;
+use grown::nca::Nca;
+use grown::queue::{generation_queue, Generation, GenerationConsumer};
+
+/// Generous: the test machine may be busy.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Rig {
+    engine: Option<Engine>,
+    controls: Arc<EngineControls>,
+    status: Arc<EngineStatus>,
+    consumer: GenerationConsumer,
+    snapshots: triple_buffer::Output<Spectrogram>,
+}
+
+fn rig() -> Rig {
+    let controls = Arc::new(EngineControls::default());
+    controls.growth.store(6, Ordering::Relaxed);
+    controls.length_s.store(0.4, Ordering::Relaxed);
+    controls.seed.store(3, Ordering::Relaxed);
+    let status = Arc::new(EngineStatus::default());
+    let (producer, consumer) = generation_queue(4, 22050);
+    let (input, output) = triple_buffer::triple_buffer(&Spectrogram::default());
+    let engine = Engine::spawn(controls.clone(), status.clone(), producer, input, None);
+    Rig {
+        engine: Some(engine),
+        controls,
+        status,
+        consumer,
+        snapshots: output,
+    }
+}
+
+impl Rig {
+    /// Next generation with an id above `after`, recycling older ones.
+    fn next_generation(&mut self, after: u64) -> Box<Generation> {
+        let start = Instant::now();
+        while start.elapsed() < TIMEOUT {
+            if let Some(g) = self.consumer.receive() {
+                if g.id > after {
+                    return g;
+                }
+                self.consumer.recycle(g);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!(
+            "no generation after {after} within {TIMEOUT:?}; error: {}",
+            self.status.error.lock()
+        );
+    }
+}
+
+#[test]
+fn engine_grows_vocodes_and_reacts() {
+    let mut r = rig();
+    let g = r.next_generation(0);
+    assert_eq!(*r.status.error.lock(), "");
+    assert!(g.looped);
+    assert_eq!(g.sample_rate, 22050);
+    let frames = (0.4f32 * 22050.0 / 256.0).round() as usize;
+    assert_eq!(g.len, frames * 256);
+    let audio = g.audio().to_vec();
+    assert!(audio.iter().all(|x| x.is_finite()));
+    assert!(audio.iter().any(|x| x.abs() > 1e-4), "silent generation");
+    assert_eq!(r.status.step.load(Ordering::Relaxed), 6);
+    assert!(r.status.steps_per_s.load(Ordering::Relaxed) > 0.0);
+    assert!(!r.status.provider.lock().is_empty());
+    assert!(r.status.model.lock().contains("embedded:strings"));
+    let snap = r.snapshots.read();
+    assert_eq!((snap.n_mels, snap.frames), (80, frames));
+    let id = g.id;
+    r.consumer.recycle(g);
+
+    // A new seed regrows into a different sound.
+    r.controls.seed.store(4, Ordering::Relaxed);
+    let g = r.next_generation(id);
+    assert_ne!(g.audio(), &audio[..]);
+    let id = g.id;
+    r.consumer.recycle(g);
+
+    // A missing model is reported and the engine keeps going.
+    let commands = r.engine.as_ref().unwrap().commands();
+    commands
+        .send(EngineCommand::LoadModel("/no/such/model.onnx".into()))
+        .unwrap();
+    let start = Instant::now();
+    while r.status.error.lock().is_empty() && start.elapsed() < TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(r.status.error.lock().contains("/no/such/model.onnx"));
+    assert!(r.status.model.lock().contains("embedded:strings"));
+
+    // Damage: regrows past the target and publishes a new sound. Repeated
+    // damage (a dragged control) regrows one period from now, not one per event.
+    let regrow = NcaModel::load_embedded_default().unwrap().info.growth_steps;
+    for _ in 0..5 {
+        commands
+            .send(EngineCommand::Damage {
+                mel0: 0.2,
+                mel1: 0.8,
+                t0: 0.1,
+                t1: 0.6,
+            })
+            .unwrap();
+    }
+    let g = r.next_generation(id);
+    let step = r.status.step.load(Ordering::Relaxed);
+    assert!(step > 6 && step <= 6 + 2 * regrow, "step {step}");
+    let id = g.id;
+    r.consumer.recycle(g);
+
+    // Drift keeps stepping and re-vocoding.
+    r.controls.growth.store(4, Ordering::Relaxed);
+    r.controls.drift.store(40.0, Ordering::Relaxed);
+    let g = r.next_generation(id);
+    r.consumer.recycle(g);
+    let g2 = r.next_generation(id + 1);
+    r.consumer.recycle(g2);
+    assert!(r.status.step.load(Ordering::Relaxed) > 4);
+
+    // Shutdown is prompt.
+    r.controls.drift.store(0.0, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    drop(r.engine.take());
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "drop took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn default_model_grows_deterministically_and_scrubs() {
+    let mk = || Grower::new(Nca::new(NcaModel::load_embedded_default().unwrap()));
+    let (mut a, mut b) = (mk(), mk());
+    let sa = a.grow(11, 20, 24, 0.5, 0.0).unwrap().clone();
+    let sb = b.grow(11, 20, 24, 0.5, 0.0).unwrap().clone();
+    assert_eq!(sa, sb);
+    assert!(sa.is_finite());
+    let other = b.grow(12, 20, 24, 0.5, 0.0).unwrap().clone();
+    assert_ne!(sa, other);
+    // Back from 20 to 17 (checkpoint 16 + 1 step) equals a fresh growth to 17.
+    a.grow(11, 17, 24, 0.5, 0.0).unwrap();
+    let fresh = mk().grow(11, 17, 24, 0.5, 0.0).unwrap().clone();
+    assert_eq!(a.spectrogram().clone(), fresh);
+}
