@@ -98,7 +98,7 @@ def make_bigvgan(out_dir: Path) -> dict:
     summary_path = onnx_path.with_suffix(".json")
     if onnx_path.is_file() and summary_path.is_file():
         log(f"BigVGAN base already exported: {onnx_path}")
-        return json.loads(summary_path.read_text())
+        return {**json.loads(summary_path.read_text()), "out": str(onnx_path)}
     ck = out_dir / f"bigvgan_base_{key}"
     ck.mkdir(parents=True, exist_ok=True)
     (ck / bigvgan_export.CONFIG_FILE).write_text(json.dumps(BIGVGAN_BASE, indent=1))
@@ -121,7 +121,7 @@ def make_bigvgan(out_dir: Path) -> dict:
     )
     if done.returncode != 0:
         raise SystemExit(f"error: export-bigvgan failed ({done.returncode}): {done.stderr.strip()[-800:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = {**json.loads(done.stdout.strip().splitlines()[-1]), "out": str(onnx_path)}
     summary["export_s"] = time.perf_counter() - t0
     summary["config"] = "BigVGAN v2 22 kHz 80-band base, random weights"
     summary["exporter"] = "python -m grown_train export-bigvgan (TorchScript exporter, opset 17)"
@@ -373,11 +373,13 @@ def measure_librosa(folder: Path, threads: list[int]) -> dict:
     frames = mel.shape[1]
 
     def invert():
+        # Griffin-Lim starts from random phase; seeded so every run does the same work.
         np.random.seed(0)
-        return librosa.feature.inverse.mel_to_audio(
+        y = librosa.feature.inverse.mel_to_audio(
             mel, sr=sr, n_fft=1024, hop_length=256, win_length=1024, window="hann", center=True,
-            power=1.0, n_iter=32, length=frames * 256, fmin=0.0, fmax=8000.0, htk=False, norm="slaney",
+            power=1.0, n_iter=32, fmin=0.0, fmax=8000.0, htk=False, norm="slaney",
         )
+        return np.pad(y, (0, max(0, frames * 256 - len(y))))[: frames * 256]
 
     times = {}
     audio = None

@@ -443,6 +443,11 @@ def comparisons(result: dict) -> dict[str, list[str]]:
             out["a_ties"].append(name)
         if _verdict(b.scores[key], s.scores[key], higher) == "win":
             out["b_better"].append(name)
+    # Budget-check rows: where a longer-trained (a) overtakes the shipped model.
+    out["extra"] = {
+        r.label: [t.rstrip(" ↑↓") for k, t, h in METRICS if _verdict(s.scores[k], r.scores[k], h) == "loss"]
+        for r in result["rows"][4:]
+    }
     return out
 
 
@@ -490,7 +495,7 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         "## Results",
         "",
     ]
-    summary_a, summary_b = [], []
+    summary_a, summary_b, summary_x = [], [], []
     for res in results:
         rows = res["rows"]
         lines += [
@@ -529,6 +534,12 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
             + ("(b) is better on: " + ", ".join(cmp["b_better"]) + "." if cmp["b_better"] else
                "the shipped model is at least as good on every metric."),
         ]
+        for label, better in cmp["extra"].items():
+            lines.append(f"* budget check, {label} vs shipped: "
+                         + ("better on: " + ", ".join(better) + "." if better else "the shipped model is still better "
+                            "or tied on every metric."))
+            if better:
+                summary_x.append(f"{res['name']}: {label} is better than the shipped model on " + ", ".join(better))
         if res.get("png"):
             lines.append(f"* spectrograms: [`eval/{Path(res['png']).name}`](eval/{Path(res['png']).name})")
         lines.append("")
@@ -542,6 +553,9 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         lines += [f"  * {item}" for item in summary_a]
     else:
         lines.append("* Shipped NCA vs notebook baseline (a): the shipped model beats (a) on every metric for every target.")
+    if summary_x:
+        lines.append("* Budget check (these verdicts use (a) at the default budget; with more iterations):")
+        lines += [f"  * {item}" for item in summary_x]
     if summary_b:
         lines.append("* Where direct optimisation (b) is still better than the shipped model:")
         lines += [f"  * {item}" for item in summary_b]

@@ -604,29 +604,39 @@ fn callback(seconds: f64) -> Result<Value> {
             for _ in 0..warm {
                 inst.process(block);
             }
-            let blocks = ((seconds * f64::from(SAMPLE_RATE)) as usize / block).max(1);
+            // Ten windows; the median window is the figure, so one
+            // descheduling of this thread does not decide it.
+            let windows = 10;
+            let per_window = ((seconds * f64::from(SAMPLE_RATE)) as usize / block / windows).max(1);
+            let mut ns_windows = Vec::with_capacity(windows);
             let mut took = Duration::ZERO;
             let mut ops = Some(0u64);
             let mut worst = Duration::ZERO;
             let mut peak = 0.0f32;
-            for _ in 0..blocks {
-                let (d, o) = inst.process(block);
-                took += d;
-                worst = worst.max(d);
-                ops = ops.zip(o).map(|(a, b)| a + b);
-                peak = peak.max(inst.peak(block));
+            for _ in 0..windows {
+                let mut window = Duration::ZERO;
+                for _ in 0..per_window {
+                    let (d, o) = inst.process(block);
+                    window += d;
+                    worst = worst.max(d);
+                    ops = ops.zip(o).map(|(a, b)| a + b);
+                    peak = peak.max(inst.peak(block));
+                }
+                took += window;
+                ns_windows.push(window.as_secs_f64() * 1e9 / (per_window * block) as f64);
             }
             if peak <= 1e-4 {
                 bail!("{voices} voices at block {block} rendered silence");
             }
             total_ops = total_ops.zip(ops).map(|(a, b)| a + b);
-            let samples = (blocks * block) as f64;
-            let ns = took.as_secs_f64() * 1e9 / samples;
+            let mean_ns = took.as_secs_f64() * 1e9 / (windows * per_window * block) as f64;
+            let ns = median(&mut ns_windows);
             let fraction = ns * f64::from(SAMPLE_RATE) / 1e9;
             rows.push(json!({
                 "voices": voices,
                 "block": block,
                 "ns_per_sample": ns,
+                "mean_ns_per_sample": mean_ns,
                 "fraction_of_realtime": fraction,
                 "worst_block_fraction": worst.as_secs_f64() / (block as f64 / f64::from(SAMPLE_RATE)),
                 "allocations": ops,

@@ -14,16 +14,23 @@ use std::ffi::{c_char, c_void, CStr};
 const NAME_SIZE: usize = 256;
 const PATH_SIZE: usize = 1024;
 
-/// `clap_param_info_t`.
+/// `clap_param_info_t`; every field is there because the C layout has it, in order.
 #[repr(C)]
 struct RawParamInfo {
+    /// Stable id used by param events and `get_value`.
     id: u32,
+    /// `CLAP_PARAM_IS_*` bits (unused here).
     flags: u32,
+    /// Plugin-private pointer hosts may pass back in events (unused here).
     cookie: *mut c_void,
+    /// NUL-terminated display name: the tests look parameters up by it.
     name: [c_char; NAME_SIZE],
+    /// Display group path (unused here).
     module: [c_char; PATH_SIZE],
+    /// Plain-value range.
     min_value: f64,
     max_value: f64,
+    /// Value of a fresh instance (unused here).
     default_value: f64,
 }
 
@@ -32,12 +39,17 @@ struct RawParamInfo {
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct RawParams {
+    /// Number of parameters.
     count: Option<unsafe extern "C" fn(*const c_void) -> u32>,
+    /// Fills a `clap_param_info_t` by index.
     get_info: Option<unsafe extern "C" fn(*const c_void, u32, *mut RawParamInfo) -> bool>,
+    /// Current plain value by id.
     get_value: Option<unsafe extern "C" fn(*const c_void, u32, *mut f64) -> bool>,
+    /// The plugin's display text for a value.
     value_to_text: Option<unsafe extern "C" fn(*const c_void, u32, f64, *mut c_char, u32) -> bool>,
     text_to_value:
         Option<unsafe extern "C" fn(*const c_void, u32, *const c_char, *mut f64) -> bool>,
+    /// Delivers parameter events outside `process()`.
     flush: Option<unsafe extern "C" fn(*const c_void, *const c_void, *const c_void)>,
 }
 
@@ -45,7 +57,9 @@ pub struct RawParams {
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct RawState {
+    /// Writes the state into a `clap_ostream_t`.
     save: Option<unsafe extern "C" fn(*const c_void, *const c_void) -> bool>,
+    /// Reads the state from a `clap_istream_t`.
     load: Option<unsafe extern "C" fn(*const c_void, *const c_void) -> bool>,
 }
 
@@ -56,8 +70,9 @@ pub struct ParamInfo {
     pub id: u32,
     /// Display name; the tests look parameters up by it.
     pub name: String,
-    /// Plain-value range (for nice-plug: the step count for stepped parameters).
+    /// Lowest plain value, to keep automation in range.
     pub min: f64,
+    /// Highest plain value (for nice-plug's stepped parameters: the step count).
     pub max: f64,
 }
 

@@ -107,7 +107,9 @@ impl Library {
 /// One event at a sample position counted from the start of a `render` call.
 #[derive(Clone, Copy, Debug)]
 pub struct Ev {
+    /// Sample position in the render, so events land mid-block like a DAW's.
     pub time: usize,
+    /// What happens there.
     pub kind: EvKind,
 }
 
@@ -151,7 +153,9 @@ impl Ev {
 /// Rendered stereo audio.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stereo {
+    /// Output channel 0.
     pub left: Vec<f32>,
+    /// Output channel 1; kept apart so a channel-specific fault shows.
     pub right: Vec<f32>,
 }
 
@@ -209,14 +213,19 @@ pub enum Blocks<'a> {
 
 /// An instance plus everything needed to drive it.
 pub struct Plugin {
+    /// The instance itself; main-thread calls go through it.
     instance: PluginInstance<TestHost>,
     /// Present while activated.
     processor: Option<PluginAudioProcessor<TestHost>>,
+    /// `clap.params`, to find ids and read values back.
     params: Params,
+    /// `clap.state`, for save/load round trips.
     state: State,
     /// Parameters listed at instantiation.
     pub param_list: Vec<ParamInfo>,
+    /// Rate of the current activation, to convert seconds to samples.
     pub sample_rate: f64,
+    /// Largest block the current activation allows; renders never exceed it.
     pub max_block: usize,
     /// Monotonic sample counter passed as CLAP `steady_time`.
     steady_time: u64,

@@ -676,8 +676,8 @@ impl Report {
             .unwrap_or(0);
         let _ = writeln!(
             out,
-            "{:<w$}  {:>14}  {:>8}  {}",
-            "measurement", "value", "target", "result"
+            "{:<w$}  {:>14}  {:>8}  result",
+            "measurement", "value", "target"
         );
         for r in &self.rows {
             let _ = writeln!(
@@ -753,10 +753,6 @@ impl Report {
         md.push('\n');
         sections::write_all(&mut md, run, self, ctx);
         md
-    }
-
-    fn row(&self, key: &str) -> Option<&Row> {
-        self.rows.iter().find(|r| r.key == key)
     }
 
     fn flat_num(&self, key: &str) -> Option<f64> {
@@ -855,9 +851,8 @@ mod sections {
         }
         let _ = writeln!(
             md,
-            "* sgemm peak: best of 5 runs of numpy ({}) and torch matmul at 1024², 1536² and 2048² \
-             float32, at the same thread count.\n",
-            "OpenBLAS"
+            "* sgemm peak: best of 5 runs of numpy (OpenBLAS) and torch matmul at 1024², 1536² and \
+             2048² float32, at the same thread count.\n"
         );
     }
 
@@ -1114,11 +1109,163 @@ mod notes {
     use super::*;
 
     pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
+        let h = report.flat_num("nca_threads").unwrap_or(1.0) as usize;
+        let f = |v: Option<f64>| fmt_opt(v, "");
+        let sps = report.flat_num(&format!("nca_steps_per_s_{h}t"));
+        let flops = report.flat_num("nca_flops_per_step");
+        let peak = report.flat_num(&format!("matmul_peak_gflops_{h}t"));
         match key {
-            _ => {
-                let _ = (run, report);
-                "(analysis pending)".into()
+            "nca_vs_pytorch_ratio" => format!(
+                "**Limit:** both sides run the same kind of kernels — a few depthwise \
+                 convolutions, two 1×1 convolutions (the update MLP) and element-wise ops over \
+                 20,480 cells — and eager PyTorch's per-op overhead (a dozen ops, microseconds each) \
+                 is small next to a {} ms step, so a runtime swap alone cannot be 3× faster than \
+                 PyTorch's oneDNN/MKL kernels. Against PyTorch running Grown's own architecture the \
+                 ratio is {}× ({} thread(s)). ONNX Runtime's profiler (1 thread, during development) \
+                 puts ~45 % of a step in the 97 → 64 1×1 convolution + ReLU, which misses ORT's \
+                 blocked NCHWc kernels because 97 input channels are not a multiple of 8, and ~20 % \
+                 in the perception's concatenations and layout reorders. **What would move it:** \
+                 pad the perception features to 104 channels in the exporter (tried: −21 % step \
+                 time, bit-identical output), compute all perception kernels as one grouped \
+                 convolution instead of a concatenation, ship a K-step unrolled model, or a fused \
+                 hand-written step kernel that keeps each tile's features in cache.",
+                f(sps.map(|s| 1e3 / s)),
+                f(report.flat_num(&format!("nca_vs_pytorch_same_arch_ratio_{h}t"))),
+                h,
+            ),
+            "nca_percent_of_peak" => format!(
+                "**Limit:** the step does {} MFLOP at {} GFLOP/s against a measured sgemm peak of \
+                 {} GFLOP/s. The FLOPs sit in thin matrix products (20,480 cells × 97 → 64 and \
+                 64 → 16 channels) that ORT runs through its generic NCHW im2col/GEMM path (see the \
+                 previous note), and a third of the time goes to FLOP-free work: concatenating \
+                 the ~8 MB feature tensor, layout reorders, masking. At 25 % of peak a step would \
+                 take {} ms. **What would move it:** the same levers — NCHWc-friendly channel \
+                 counts, no concatenation, fusion of perception and MLP per cache-sized tile — and \
+                 fewer bytes per cell (fp16/bf16 activations).",
+                f(flops.map(|x| x / 1e6)),
+                f(sps.zip(flops).map(|(s, x)| s * x / 1e9)),
+                f(peak),
+                f(flops.zip(peak).map(|(x, p)| 1e3 * x / (0.25 * p * 1e9))),
+            ),
+            "inverter_vs_librosa_speed_ratio" => {
+                let speed = report.flat_num("inverter_vs_librosa_speed_ratio");
+                let better = report
+                    .flat_num("inverter_sc_db")
+                    .zip(report.flat_num("librosa_sc_db"))
+                    .map(|(a, b)| a <= b);
+                let mut out = String::new();
+                if speed.is_some_and(|s| s < 20.0) {
+                    out.push_str(&format!(
+                        "**Speed limit:** the inverter spends its time in FFTs (PGHI \
+                         initialisation, then {} Fast Griffin-Lim iterations of a full STFT/ISTFT \
+                         pair) plus a 40-iteration NNLS for the mel → linear step, single-threaded; \
+                         librosa's NNLS + Griffin-Lim is already vectorised numpy/scipy. **What \
+                         would move it:** fewer iterations (PGHI starts close), a parallel STFT over \
+                         frames, or a cached pseudo-inverse instead of per-frame NNLS. ",
+                        f(run.num("/inverter/iterations"))
+                    ));
+                }
+                if better == Some(false) {
+                    out.push_str(
+                        "**Quality limit:** the inverter's spectral convergence is worse than \
+                         librosa's on this clip; more Griffin-Lim iterations or a better mel → \
+                         linear estimate would move it.",
+                    );
+                }
+                out
             }
+            "bigvgan_cpu_rtf" => {
+                let per_s = run.num("/python/bigvgan/flops_per_audio_second");
+                let peak2 = report.flat_num("matmul_peak_gflops_2t");
+                let rtf = report.flat_num("bigvgan_cpu_rtf");
+                let raw = run.num("/python/bigvgan/best/rtf");
+                format!(
+                    "**Limit:** BigVGAN base needs {} GFLOP per second of audio; at the measured \
+                     2-thread sgemm peak ({} GFLOP/s) even perfect kernels could not beat a \
+                     real-time factor of {}. ONNX Runtime reaches {} GFLOP/s on it ({} % of peak): \
+                     most layers are wide 1-D convolutions, and every residual block wraps them in \
+                     anti-aliased SnakeBeta activations (2× upsampling, a 12-tap low-pass and \
+                     downsampling on each of up to 512 channels), which are depthwise and \
+                     memory-bound. The plugin path adds its chunking: 64-frame chunks re-synthesise \
+                     16 frames of context on each side (~1.5× the work; one whole-mel call in the \
+                     sweep: {}). **What would move it:** a GPU (the CUDA provider; not measured \
+                     here), a smaller generator than the base configuration, int8 weights, or \
+                     longer chunks with less context when vocoding offline.",
+                    f(per_s.map(|x| x / 1e9)),
+                    f(peak2),
+                    f(per_s.zip(peak2).map(|(x, p)| x / (p * 1e9))),
+                    f(per_s.zip(rtf).map(|(x, r)| x / r / 1e9)),
+                    f(per_s.zip(rtf).zip(peak2).map(|((x, r), p)| 100.0 * x / r / (p * 1e9))),
+                    f(raw),
+                )
+            }
+            "callback_fraction_16v_512" => {
+                let ns16 = report.flat_num("callback_ns_per_sample_16v_512");
+                let allocs = report.flat_num("callback_allocations");
+                let mut out = format!(
+                    "**Limit:** every voice reads the bank through a band-limited windowed-sinc \
+                     interpolator: two 32-tap dot products and a blend per output sample (a \
+                     generation at 22.05 kHz played at 48 kHz and any pitch), i.e. {} ns per voice \
+                     and sample here. The release build targets baseline x86-64 (SSE2), so those \
+                     dot products use 4-wide vectors. **What would move it:** runtime dispatch to \
+                     AVX2/FMA for the dot products (8-wide, fused), a 16-tap kernel for voices \
+                     pitched down (where the wider transition band is inaudible), or resampling \
+                     each generation once to the output rate so voices near the root note need \
+                     fewer taps.",
+                    f(ns16.map(|n| n / 16.0))
+                );
+                if allocs.is_some_and(|a| a > 0.0) {
+                    out.push_str(" The callback also allocated, which must be fixed first.");
+                }
+                out
+            }
+            "regrow_latency_ms" => {
+                let eng = run.num("/regrow/engine_steps_per_s");
+                let vrtf = run.num("/regrow/engine_vocoder_rtf");
+                let len = run.num("/regrow/length_s").unwrap_or(3.0);
+                format!(
+                    "**Limit:** a new seed restarts growth from noise: 96 NCA steps one after \
+                     another at {} steps/s ({} ms at the default length of {} s, whose grid is \
+                     wider than the 256-frame benchmark grid), then one vocoder pass (real-time \
+                     factor {} → {} ms). Growth is the bulk; 500 ms needs ~200 steps/s. **What \
+                     would move it:** every NCA lever above (channel padding, no concatenation, \
+                     fusion, a K-step unrolled model), a GPU, or publishing intermediate \
+                     generations while growing so the change is heard after a first fraction of \
+                     the steps.",
+                    f(eng),
+                    f(eng.map(|e| 96e3 / e)),
+                    f(Some(len)),
+                    f(vrtf),
+                    f(vrtf.map(|r| r * len * 1e3)),
+                )
+            }
+            "rss_first_mb" | "rss_extra_mb" => {
+                let grow = run
+                    .get("/memory_parts/parts")
+                    .and_then(|v| v.as_array().cloned())
+                    .and_then(|parts| {
+                        parts
+                            .iter()
+                            .find(|p| p["part"].as_str().is_some_and(|s| s.starts_with("growing")))
+                            .and_then(|p| p["mb"].as_f64())
+                    });
+                format!(
+                    "**Limit:** per instance the largest part is growing itself ({} MiB, table \
+                     above): ONNX Runtime's buffers for one step's intermediates at full length \
+                     (the 97-channel feature tensor alone is 8 MiB at 258 frames, plus padded \
+                     copies, the 64-channel hidden layer and the output), which each session keeps \
+                     in its own arena, plus the NCA state and {} checkpoints of 1.3 MiB. Disabling \
+                     ORT's CPU arena was tried and saves little (~2 MiB): the intermediates \
+                     themselves are the cost. **What would move it:** stepping the grid in time \
+                     tiles (with a circular halo) so intermediates scale with the tile, not the \
+                     sound; fewer perception channels; one shared session per model across \
+                     instances in a process; or a fused step kernel with no full-size \
+                     intermediates.",
+                    f(grow),
+                    f(run.num("/memory_parts/checkpoints")),
+                )
+            }
+            _ => String::new(),
         }
     }
 }
