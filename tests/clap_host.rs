@@ -255,6 +255,7 @@ fn scanning_and_instantiation_are_fast() {
     let mut plugin = library.instantiate();
     plugin.activate(48_000.0, 512);
     let ready = start.elapsed();
+    eprintln!("scan {scanned:?}, scan + instantiate + activate {ready:?}");
     assert_eq!(name, "Grown");
     assert!(
         scanned < Duration::from_millis(100),
@@ -334,6 +335,7 @@ fn notes_sound_sample_accurately_and_release_to_silence() {
         "inaudible right after the attack"
     );
     let held = out.slice(on + plugin.seconds(0.1), off);
+    eprintln!("held note: peak {:.3}, rms {:.3}", held.peak(), held.rms());
     assert!(held.rms() > AUDIBLE / 4.0, "held note rms {}", held.rms());
 
     // Release: still sounding just after note-off, silent once the release is over.

@@ -443,8 +443,9 @@ impl Row {
 
 fn fmt_num(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
-        "0".into()
+    if v.fract() == 0.0 && a < 1e9 {
+        // Counts (threads, frames, channels) read as integers.
+        format!("{v:.0}")
     } else if a >= 1000.0 {
         format!("{v:.0}")
     } else if a >= 100.0 {
@@ -1156,12 +1157,14 @@ mod notes {
                 let mut out = String::new();
                 if speed.is_some_and(|s| s < 20.0) {
                     out.push_str(&format!(
-                        "**Speed limit:** the inverter spends its time in FFTs (PGHI \
-                         initialisation, then {} Fast Griffin-Lim iterations of a full STFT/ISTFT \
-                         pair) plus a 40-iteration NNLS for the mel → linear step, single-threaded; \
-                         librosa's NNLS + Griffin-Lim is already vectorised numpy/scipy. **What \
-                         would move it:** fewer iterations (PGHI starts close), a parallel STFT over \
-                         frames, or a cached pseudo-inverse instead of per-frame NNLS. ",
+                        "**Speed limit:** the inverter does more than librosa per frame — a \
+                         40-iteration multiplicative NNLS for mel → linear, phase-gradient heap \
+                         integration, then {} Fast Griffin-Lim iterations (an STFT/ISTFT pair each) \
+                         — on one thread, while librosa's NNLS and Griffin-Lim are vectorised \
+                         numpy/scipy over the whole clip, so the per-iteration costs are close and \
+                         only the total differs. **What would move it:** fewer iterations (PGHI \
+                         already starts close; quality has margin over librosa), spreading the \
+                         STFT/ISTFT frames over threads, or an AVX2 FFT build. ",
                         f(run.num("/inverter/iterations"))
                     ));
                 }
@@ -1220,23 +1223,25 @@ mod notes {
                 out
             }
             "regrow_latency_ms" => {
-                let eng = run.num("/regrow/engine_steps_per_s");
+                let total = run.num("/regrow/latency_ms");
                 let vrtf = run.num("/regrow/engine_vocoder_rtf");
                 let len = run.num("/regrow/length_s").unwrap_or(3.0);
+                let vocode_ms = vrtf.map(|r| r * len * 1e3);
+                let grow_ms = total.zip(vocode_ms).map(|(t, v)| t - v);
                 format!(
-                    "**Limit:** a new seed restarts growth from noise: 96 NCA steps one after \
-                     another at {} steps/s ({} ms at the default length of {} s, whose grid is \
-                     wider than the 256-frame benchmark grid), then one vocoder pass (real-time \
-                     factor {} → {} ms). Growth is the bulk; 500 ms needs ~200 steps/s. **What \
-                     would move it:** every NCA lever above (channel padding, no concatenation, \
-                     fusion, a K-step unrolled model), a GPU, or publishing intermediate \
-                     generations while growing so the change is heard after a first fraction of \
-                     the steps.",
-                    f(eng),
-                    f(eng.map(|e| 96e3 / e)),
-                    f(Some(len)),
+                    "**Limit:** a new seed restarts growth from noise. Of the {} ms, one vocoder \
+                     pass takes ~{} ms (real-time factor {} on {} s of sound); the rest, ~{} ms, \
+                     is 96 NCA steps one after another (~{} steps/s on the 258-frame grid of the \
+                     default length). Growth is the bulk; 500 ms needs ~200 steps/s. **What would \
+                     move it:** every NCA lever above (channel padding, no concatenation, fusion, \
+                     a K-step unrolled model), a GPU, or publishing intermediate generations while \
+                     growing so the change is heard after a first fraction of the steps.",
+                    f(total),
+                    f(vocode_ms),
                     f(vrtf),
-                    f(vrtf.map(|r| r * len * 1e3)),
+                    f(Some(len)),
+                    f(grow_ms),
+                    f(grow_ms.map(|g| 96e3 / g)),
                 )
             }
             "rss_first_mb" | "rss_extra_mb" => {
