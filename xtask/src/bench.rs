@@ -710,6 +710,23 @@ impl Report {
             "* **Load before the run** (`/proc/loadavg`): {}",
             ctx.load_before
         );
+        let load1: f64 = ctx
+            .load_before
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if load1 >= 1.0 {
+            let _ = writeln!(
+                md,
+                "* **Shared machine**: other work was running when this run started (1-minute \
+                 load {load1:.1} on {} cores), so figures are pessimistic and noisy — the 2-thread \
+                 ones most, since they need both cores; single-thread figures and ratios measured \
+                 side by side in the same run are the more trustworthy. Re-run on a quiet machine \
+                 for clean figures.",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+        }
         let _ = writeln!(md, "* **Rust**: {} (release, thin LTO)", ctx.rustc);
         if let Some(v) = run.get("/python/versions") {
             let _ = writeln!(
@@ -1137,8 +1154,8 @@ mod notes {
             "nca_percent_of_peak" => format!(
                 "**Limit:** the step does {} MFLOP at {} GFLOP/s against a measured sgemm peak of \
                  {} GFLOP/s. The FLOPs sit in thin matrix products (20,480 cells × 97 → 64 and \
-                 64 → 16 channels) that ORT runs through its generic NCHW im2col/GEMM path (see the \
-                 previous note), and a third of the time goes to FLOP-free work: concatenating \
+                 64 → 16 channels) that ORT runs through its generic NCHW path (97 input channels are \
+                 not a multiple of 8, so its blocked NCHWc kernels are skipped), and a third of the time goes to FLOP-free work: concatenating \
                  the ~8 MB feature tensor, layout reorders, masking. At 25 % of peak a step would \
                  take {} ms. **What would move it:** the same levers — NCHWc-friendly channel \
                  counts, no concatenation, fusion of perception and MLP per cache-sized tile — and \
@@ -1161,8 +1178,7 @@ mod notes {
                          40-iteration multiplicative NNLS for mel → linear, phase-gradient heap \
                          integration, then {} Fast Griffin-Lim iterations (an STFT/ISTFT pair each) \
                          — on one thread, while librosa's NNLS and Griffin-Lim are vectorised \
-                         numpy/scipy over the whole clip, so the per-iteration costs are close and \
-                         only the total differs. **What would move it:** fewer iterations (PGHI \
+                         numpy/scipy over the whole clip. **What would move it:** fewer iterations (PGHI \
                          already starts close; quality has margin over librosa), spreading the \
                          STFT/ISTFT frames over threads, or an AVX2 FFT build. ",
                         f(run.num("/inverter/iterations"))
