@@ -655,7 +655,19 @@ impl Worker {
                 let what = path.map_or("the built-in model".to_string(), |p| {
                     p.display().to_string()
                 });
-                self.set_error(ErrorSource::Model, format!("could not load {what}: {e}"));
+                let message = format!("could not load {what}: {e}");
+                // A project reopened on a machine without its model file must
+                // still play: with nothing loaded yet, fall back to the built-in
+                // model and keep the warning visible.
+                if self.grower.is_none() && path.is_some() {
+                    self.load_model(None);
+                    self.set_error(
+                        ErrorSource::Model,
+                        format!("{message}; playing the built-in model instead"),
+                    );
+                } else {
+                    self.set_error(ErrorSource::Model, message);
+                }
                 return;
             }
         };

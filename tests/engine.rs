@@ -25,6 +25,10 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with_model(None)
+}
+
+fn rig_with_model(model: Option<std::path::PathBuf>) -> Rig {
     let controls = Arc::new(EngineControls::default());
     controls.growth.store(6, Ordering::Relaxed);
     controls.length_s.store(0.4, Ordering::Relaxed);
@@ -32,7 +36,7 @@ fn rig() -> Rig {
     let status = Arc::new(EngineStatus::default());
     let (producer, consumer) = generation_queue(4, 22050);
     let (input, output) = triple_buffer::triple_buffer(&Spectrogram::default());
-    let engine = Engine::spawn(controls.clone(), status.clone(), producer, input, None);
+    let engine = Engine::spawn(controls.clone(), status.clone(), producer, input, model);
     Rig {
         engine: Some(engine),
         controls,
@@ -156,4 +160,22 @@ fn default_model_grows_deterministically_and_scrubs() {
     a.grow(11, 17, 24, 0.5, 0.0).unwrap();
     let fresh = mk().grow(11, 17, 24, 0.5, 0.0).unwrap().clone();
     assert_eq!(a.spectrogram().clone(), fresh);
+}
+
+/// A project saved with a model file that is gone on this machine must still
+/// play (the built-in model) and say why.
+#[test]
+fn a_missing_model_on_restore_falls_back_to_the_built_in_one() {
+    let gone = std::env::temp_dir().join("grown-test-no-such-model.onnx");
+    let _ = std::fs::remove_file(&gone);
+    let mut r = rig_with_model(Some(gone));
+    let g = r.next_generation(0);
+    assert!(g.audio().iter().any(|x| x.abs() > 1e-4), "silent fallback");
+    let error = r.status.error.lock().clone();
+    assert!(
+        error.contains("grown-test-no-such-model.onnx") && error.contains("built-in model"),
+        "warning not shown: {error:?}"
+    );
+    assert!(r.status.model.lock().contains("embedded:strings"));
+    r.consumer.recycle(g);
 }
