@@ -16,7 +16,7 @@ train() {
   local name=$1 target=$2 credit=$3 license=$4
   shift 4
   echo "=== $name $(date -Is)" >>"$RUNS/$name.log"
-  nice -n 10 "$PY" -P -m grown_train train --target "targets/$target" --out "nca/$name.onnx" \
+  nice -n "${NICE:-19}" "$PY" -P -m grown_train train --target "targets/$target" --out "nca/$name.onnx" \
     --checkpoint-dir "$RUNS" --credit "$credit" --license "$license" "$@" >>"$RUNS/$name.log" 2>&1
   echo "=== $name exit $? $(date -Is)" >>"$RUNS/$name.log"
 }

@@ -25,6 +25,7 @@ use crate::model::{ModelError, NcaModel};
 use crate::nca::{Nca, NcaCheckpoint};
 use crate::queue::{Generation, GenerationProducer};
 use crate::rng;
+use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
 use crate::vocoder::bigvgan::BigVgan;
 use crate::vocoder::{Inverter, Vocoder};
 
@@ -185,7 +186,13 @@ impl Grower {
     /// Caches the current state if the budget allows.
     fn store_checkpoint(&mut self) {
         let steps = self.nca.steps();
-        if steps == 0 || self.checkpoints.contains_key(&steps) {
+        // Scrubbing only reaches steps up to the Growth maximum: states that
+        // Drift grows past it are never restored, and caching them made an
+        // hour of drifting fill the whole budget (docs/RELIABILITY.md, soak).
+        if steps == 0
+            || steps > crate::params::MAX_GROWTH as u32
+            || self.checkpoints.contains_key(&steps)
+        {
             return;
         }
         let bytes = std::mem::size_of_val(self.nca.state());
@@ -224,6 +231,62 @@ impl Grower {
     /// regrows the wound while scrubbing back before this step undoes it.
     pub fn damage(&mut self, mel0: usize, mel1: usize, f0: usize, f1: usize) {
         self.nca.damage(mel0, mel1, f0, f1);
+        self.branch_here();
+    }
+
+    /// Erases one elliptical brush dab (cells whose centre lies inside it, all
+    /// channels), branching the trajectory like [`Grower::damage`]. Time wraps.
+    pub fn erase(&mut self, stroke: &BrushStroke) {
+        let n_mels = self.nca.info().mel.n_mels;
+        let frames = self.nca.frames();
+        let ok = [stroke.mel, stroke.t, stroke.radius_mel, stroke.radius_t]
+            .iter()
+            .all(|v| v.is_finite());
+        if n_mels == 0 || frames == 0 || !ok {
+            return;
+        }
+        let (nm, nf) = (n_mels as f32, frames as f32);
+        // At least half a cell, so the smallest brush still erases the cell under it.
+        let rm = (stroke.radius_mel.clamp(0.0, 1.0) * nm).max(0.5);
+        let rt = (stroke.radius_t.clamp(0.0, 1.0) * nf).max(0.5);
+        let cm = stroke.mel.clamp(0.0, 1.0) * nm;
+        let ct = stroke.t.rem_euclid(1.0) * nf;
+        let m0 = (cm - rm).floor().max(0.0) as usize;
+        let m1 = ((cm + rm).ceil().max(0.0) as usize).min(n_mels);
+        for mel in m0..m1 {
+            let dy = (mel as f32 + 0.5 - cm) / rm;
+            if dy.abs() >= 1.0 {
+                continue;
+            }
+            let half = rt * (1.0 - dy * dy).sqrt();
+            // Frames whose centre (f + 0.5) lies within ct ± half.
+            let (a, b) = ((ct - half - 0.5).ceil(), (ct + half - 0.5).floor() + 1.0);
+            if b <= a {
+                continue;
+            }
+            if b - a >= nf {
+                self.nca.damage(mel, mel + 1, 0, frames);
+                continue;
+            }
+            // a and b are whole numbers, so rem_euclid is exact.
+            let (f0, f1) = (a.rem_euclid(nf) as usize, b.rem_euclid(nf) as usize);
+            self.nca.damage(mel, mel + 1, f0, f1);
+        }
+        self.branch_here();
+    }
+
+    /// Applies every brush dab waiting in the queue; returns how many.
+    pub fn apply_strokes(&mut self, strokes: &mut BrushConsumer) -> usize {
+        let mut n = 0;
+        while let Ok(stroke) = strokes.pop() {
+            self.erase(&stroke);
+            n += 1;
+        }
+        n
+    }
+
+    /// Makes the (just damaged) current state the trajectory from here on.
+    fn branch_here(&mut self) {
         let steps = self.nca.steps();
         let dropped: Vec<u32> = self.checkpoints.range(steps..).map(|(s, _)| *s).collect();
         for s in dropped {
@@ -300,6 +363,9 @@ pub struct EngineStatus {
     pub provider: Mutex<String>,
     /// The model in use (path or `embedded:strings`) and its training target.
     pub model: Mutex<String>,
+    /// Metadata of the model in use, for the editor's axes (mel config) and
+    /// for checking a vocoder against it before loading.
+    pub model_info: Mutex<Option<crate::model::ModelInfo>>,
     /// Last error, empty when everything works. The engine keeps playing the
     /// previous sound when something fails.
     pub error: Mutex<String>,
@@ -312,6 +378,8 @@ pub enum EngineCommand {
     LoadModel(PathBuf),
     /// Load (Some) or unload (None) the BigVGAN vocoder file.
     LoadVocoder(Option<PathBuf>),
+    /// Go back to the model embedded in the plugin (the editor's "Built-in").
+    LoadBuiltInModel,
     /// Erase a region given as fractions 0..1 of the mel and time axes.
     Damage {
         /// Lower mel edge.
@@ -323,6 +391,35 @@ pub enum EngineCommand {
         /// End time.
         t1: f32,
     },
+}
+
+/// One dab of the editor's damage brush: an ellipse in fractions of the
+/// spectrogram, so it does not depend on the grid size the engine has now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BrushStroke {
+    /// Centre on the mel axis, 0 (lowest band) ..1 (highest).
+    pub mel: f32,
+    /// Centre on the time axis, 0..1 of the sound (wraps: time is circular).
+    pub t: f32,
+    /// Half-height as a fraction of the mel axis.
+    pub radius_mel: f32,
+    /// Half-width as a fraction of the time axis.
+    pub radius_t: f32,
+}
+
+/// Editor end of the brush queue.
+pub type BrushProducer = rtrb::Producer<BrushStroke>;
+/// Engine end of the brush queue.
+pub type BrushConsumer = rtrb::Consumer<BrushStroke>;
+
+/// Dabs the brush queue holds; a drag makes one per editor frame, and the
+/// engine drains the queue at least every [`IDLE_WAIT`], so this never fills
+/// in practice (a full queue drops dabs, it never blocks the editor).
+pub const BRUSH_QUEUE: usize = 256;
+
+/// The lock-free (SPSC ring) queue from the editor's damage brush to the engine.
+pub fn brush_queue() -> (BrushProducer, BrushConsumer) {
+    rtrb::RingBuffer::new(BRUSH_QUEUE)
 }
 
 /// The background engine. Dropping it stops the thread.
@@ -355,6 +452,19 @@ impl Engine {
         snapshots: triple_buffer::Input<Spectrogram>,
         model_path: Option<PathBuf>,
     ) -> Self {
+        Self::spawn_with_brush(controls, status, producer, snapshots, model_path, None)
+    }
+
+    /// [`Engine::spawn`] with the engine end of the editor's damage brush
+    /// queue ([`brush_queue`]), drained before every step.
+    pub fn spawn_with_brush(
+        controls: Arc<EngineControls>,
+        status: Arc<EngineStatus>,
+        producer: GenerationProducer,
+        snapshots: triple_buffer::Input<Spectrogram>,
+        model_path: Option<PathBuf>,
+        brush: Option<BrushConsumer>,
+    ) -> Self {
         let (tx, rx) = crossbeam::channel::unbounded();
         let (exit_tx, exit_rx) = crossbeam::channel::bounded::<()>(0);
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -366,7 +476,9 @@ impl Engine {
                 let _exit = exit_tx;
                 let status3 = status.clone();
                 let result = catch_unwind(AssertUnwindSafe(move || {
-                    Worker::new(controls, status, producer, snapshots, rx, flag, model_path).run();
+                    Worker::new(controls, status, producer, snapshots, rx, flag, model_path)
+                        .with_brush(brush)
+                        .run();
                 }));
                 if let Err(p) = result {
                     *status3.error.lock() = format!(
@@ -467,6 +579,11 @@ struct Worker {
     inverter: Option<Inverter>,
     /// The BigVGAN vocoder, when a file is loaded.
     bigvgan: Option<BigVgan>,
+    /// The inverse STFT that plays an `stft-ms` model instead of a vocoder
+    /// (None for mel models); its FFT plans are made once, at model load.
+    stft: Option<StftMs>,
+    /// Right channel reused between `stft-ms` syntheses (`audio` holds the left).
+    audio_right: Vec<f32>,
     /// Controls last acted on.
     applied: Option<Applied>,
     /// Steps added beyond `growth` by drift and by regrowth after damage.
@@ -503,6 +620,8 @@ struct Worker {
     /// What the error in `status.error` is about, so success at one thing
     /// clears only its own error.
     error_source: Option<ErrorSource>,
+    /// Dabs from the editor's damage brush, if the plugin wired one.
+    brush: Option<BrushConsumer>,
 }
 
 /// What an engine error is about.
@@ -552,6 +671,8 @@ impl Worker {
             grower: None,
             inverter: None,
             bigvgan: None,
+            stft: None,
+            audio_right: Vec::new(),
             applied: None,
             extra: 0,
             drift_credit: 0.0,
@@ -568,6 +689,22 @@ impl Worker {
             stuck: false,
             damage_events: 0,
             error_source: None,
+            brush: None,
+        }
+    }
+
+    fn with_brush(mut self, brush: Option<BrushConsumer>) -> Self {
+        self.brush = brush;
+        self
+    }
+
+    /// Applies waiting brush dabs, then regrows like any damage.
+    fn drain_brush(&mut self) {
+        let (Some(g), Some(brush)) = (self.grower.as_mut(), self.brush.as_mut()) else {
+            return;
+        };
+        if g.apply_strokes(brush) > 0 {
+            self.after_damage();
         }
     }
 
@@ -577,7 +714,11 @@ impl Worker {
 
     /// Shows an error and remembers what it is about.
     fn set_error(&mut self, source: ErrorSource, e: impl Into<String>) {
-        *self.status.error.lock() = e.into();
+        let message = e.into();
+        // The editor may be closed (or absent in a headless host): the log is
+        // where a user or a test finds out why the sound did not change.
+        nice_plug::nice_error!("grown: {message}");
+        *self.status.error.lock() = message;
         self.error_source = Some(source);
     }
 
@@ -612,6 +753,7 @@ impl Worker {
             if self.stopping() {
                 return;
             }
+            self.drain_brush();
             self.tick();
         }
     }
@@ -633,7 +775,22 @@ impl Worker {
                 self.tried_initial = true;
                 self.load_model(Some(&p));
             }
-            EngineCommand::LoadVocoder(p) => self.load_vocoder(p.as_deref()),
+            EngineCommand::LoadVocoder(p) => {
+                // A vocoder is checked against the model's mel analysis, so the
+                // model must be loaded first: otherwise a mismatching vocoder
+                // restored from a project would be accepted and then refuse
+                // every model, leaving the instrument silent.
+                if !self.tried_initial {
+                    self.tried_initial = true;
+                    let path = self.initial_model.clone();
+                    self.load_model(path.as_deref());
+                }
+                self.load_vocoder(p.as_deref())
+            }
+            EngineCommand::LoadBuiltInModel => {
+                self.tried_initial = true;
+                self.load_model(None);
+            }
             EngineCommand::Damage { mel0, mel1, t0, t1 } => {
                 if let Some(g) = self.grower.as_mut() {
                     g.damage_fraction(mel0, mel1, t0, t1);
@@ -671,7 +828,8 @@ impl Worker {
                 return;
             }
         };
-        if let Some(v) = &self.bigvgan {
+        // An stft-ms model never meets the vocoder, so its analysis need not match it.
+        if let (Some(v), None) = (&self.bigvgan, &model.info.stft) {
             if let Some(diff) = model.info.mel.mismatch(v.mel_config()) {
                 self.set_error(
                     ErrorSource::Model,
@@ -689,7 +847,21 @@ impl Worker {
             model.source, model.info.target, model.info.license
         );
         *self.status.provider.lock() = model.provider.why.clone();
-        self.inverter = Some(Inverter::new(model.info.mel.clone()));
+        *self.status.model_info.lock() = Some(model.info.clone());
+        match &model.info.stft {
+            Some(cfg) => {
+                let comp = Compression {
+                    scale: model.info.spec_scale,
+                    offset: model.info.spec_offset,
+                };
+                self.stft = Some(StftMs::new(cfg.clone(), comp));
+                self.inverter = None;
+            }
+            None => {
+                self.stft = None;
+                self.inverter = Some(Inverter::new(model.info.mel.clone()));
+            }
+        }
         self.grower = Some(Grower::new(Nca::new(model)));
         self.applied = None;
         self.extra = 0;
@@ -869,7 +1041,9 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) => {
                     self.stuck = true;
-                    *self.status.error.lock() = format!("growth stopped: {e}");
+                    let message = format!("growth stopped: {e}");
+                    nice_plug::nice_error!("grown: {message}");
+                    *self.status.error.lock() = message;
                     self.error_source = Some(ErrorSource::Growth);
                 }
             }
@@ -939,7 +1113,12 @@ impl Worker {
         let Some(g) = self.grower.as_ref() else {
             return;
         };
-        g.nca().spectrogram_into(self.snapshots.input_buffer_mut());
+        let nca = g.nca();
+        if nca.info().stft.is_some() {
+            stft_ms_snapshot(nca, self.snapshots.input_buffer_mut());
+        } else {
+            nca.spectrogram_into(self.snapshots.input_buffer_mut());
+        }
         self.snapshots.publish();
         self.last_snapshot = Instant::now();
         self.snapshot_stale = false;
@@ -954,6 +1133,38 @@ impl Worker {
             self.spare = Some(slot);
             return Vocoded::Failed;
         };
+        if let Some(stft) = self.stft.as_mut() {
+            return match Self::synthesize_stereo(
+                stft,
+                grower,
+                slot,
+                &mut self.audio,
+                &mut self.audio_right,
+                &mut self.generation,
+                &mut self.producer,
+                &self.status,
+            ) {
+                Ok(step) => {
+                    self.vocoded_step = Some(step);
+                    self.last_vocode = Instant::now();
+                    self.clear_error(ErrorSource::Vocoding);
+                    Vocoded::Published
+                }
+                Err((slot, None)) => {
+                    self.spare = slot;
+                    Vocoded::NoBuffer
+                }
+                Err((slot, Some(e))) => {
+                    self.spare = slot;
+                    self.vocoded_step = Some(grower_steps(&self.grower));
+                    self.last_vocode = Instant::now();
+                    if !self.stopping() {
+                        self.set_error(ErrorSource::Vocoding, e);
+                    }
+                    Vocoded::Failed
+                }
+            };
+        }
         let want_bigvgan = self.controls.vocoder.load(Ordering::Relaxed) == 1;
         let vocoder: &mut dyn Vocoder = match (&mut self.bigvgan, &mut self.inverter) {
             (Some(b), _) if want_bigvgan => b,
@@ -1013,6 +1224,82 @@ impl Worker {
     }
 }
 
+/// The editor snapshot of an `stft-ms` model: its four visible channels
+/// stacked as rows (`n_mels` = 4 · bins, raw state values, M re, M im, S re,
+/// S im), which is what [`crate::stft_ms::stft_ms_picture`] draws (with
+/// `bins = n_mels / 4`). There is no log-mel channel to show for such a model.
+/// Allocates only when the size grows.
+pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {
+    let info = nca.info();
+    let frames = nca.frames();
+    let plane = info.mel.n_mels * frames;
+    let from = info.spec_channel * plane;
+    let visible = nca
+        .state()
+        .get(from..from + STFT_VISIBLE * plane)
+        .unwrap_or(&[]);
+    out.n_mels = STFT_VISIBLE * info.mel.n_mels;
+    out.frames = frames;
+    out.data.clear();
+    out.data.extend_from_slice(visible);
+    out.data.resize(out.n_mels * frames, 0.0);
+}
+
+/// Steps of the grower, if any (for bookkeeping after a borrow ended).
+fn grower_steps(g: &Option<Grower>) -> u32 {
+    g.as_ref().map_or(0, |g| g.nca().steps())
+}
+
+impl Worker {
+    /// Plays an `stft-ms` state through the exact inverse STFT (no vocoder) and
+    /// publishes it as a stereo generation. Returns the step it was made at, or
+    /// the unused slot and an error (None: the queue was full).
+    #[allow(clippy::too_many_arguments)]
+    fn synthesize_stereo(
+        stft: &mut StftMs,
+        grower: &mut Grower,
+        mut slot: Box<Generation>,
+        left: &mut Vec<f32>,
+        right: &mut Vec<f32>,
+        generation: &mut u64,
+        producer: &mut GenerationProducer,
+        status: &EngineStatus,
+    ) -> Result<u32, (Option<Box<Generation>>, Option<String>)> {
+        let nca = grower.nca();
+        let step = nca.steps();
+        let info = nca.info();
+        let frames = nca.frames();
+        let plane = info.mel.n_mels * frames;
+        let state = nca.state();
+        let from = info.spec_channel * plane;
+        let visible = state.get(from..from + STFT_VISIBLE * plane).unwrap_or(&[]);
+        let t0 = Instant::now();
+        if let Err(e) = stft.synthesize(visible, frames, left, right) {
+            return Err((Some(slot), Some(format!("inverse STFT failed: {e}"))));
+        }
+        let sample_rate = stft.config().sample_rate;
+        let seconds = left.len() as f64 / f64::from(sample_rate.max(1));
+        if seconds > 0.0 {
+            status.vocoder_rtf.store(
+                (t0.elapsed().as_secs_f64() / seconds) as f32,
+                Ordering::Relaxed,
+            );
+        }
+        slot.fill_stereo_from(left, right);
+        slot.sample_rate = sample_rate;
+        *generation += 1;
+        slot.id = *generation;
+        slot.looped = true;
+        match producer.publish(slot) {
+            Ok(()) => {
+                status.generation.store(*generation, Ordering::Release);
+                Ok(step)
+            }
+            Err(slot) => Err((Some(slot), None)),
+        }
+    }
+}
+
 /// Clamps a control value; NaN becomes the lower bound.
 fn sanitize(v: f32, lo: f32, hi: f32) -> f32 {
     if v.is_nan() {
@@ -1054,6 +1341,14 @@ mod tests {
         assert_eq!(sa, sb);
         let sc = bits(b.grow(8, 40, 24, 0.5, 0.01).unwrap());
         assert_ne!(sa, sc);
+    }
+
+    #[test]
+    fn no_checkpoints_past_the_growth_maximum() {
+        let mut g = grower();
+        let max = crate::params::MAX_GROWTH as u32;
+        g.grow(1, max + 40, 8, 0.5, 0.0).unwrap();
+        assert_eq!(g.checkpoint_count(), (max / CHECKPOINT_EVERY) as usize);
     }
 
     #[test]

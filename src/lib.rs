@@ -13,6 +13,9 @@ pub mod queue;
 pub mod render;
 pub mod rng;
 pub mod runtime;
+pub mod soak;
+pub mod state;
+pub mod stft_ms;
 pub mod vocoder;
 pub mod voice;
 
@@ -48,10 +51,15 @@ pub struct Grown {
     status: Arc<EngineStatus>,
     /// The background engine; spawned on first activation so scanning stays cheap.
     engine: Option<Engine>,
-    /// The model file the running engine was told to load, to notice state restores.
-    engine_model: Option<PathBuf>,
-    /// The vocoder file the running engine was told to load.
-    engine_vocoder: Option<PathBuf>,
+    /// The engine's command sender and the files it was told to load, shared
+    /// with the editor's model picker (main and editor threads only).
+    link: Arc<Mutex<EngineLink>>,
+    /// Where sounding voices are, for the editor's playhead lines.
+    playheads: Arc<Playheads>,
+    /// Editor end of the damage brush queue (only the editor locks it).
+    brush: Arc<Mutex<engine::BrushProducer>>,
+    /// Engine end of the brush queue, until the engine takes it.
+    brush_consumer: Option<engine::BrushConsumer>,
     /// Audio side of the generation queue: new sounds arrive here, old buffers go back.
     consumer: Option<GenerationConsumer>,
     /// Fixed voice array plus the bank of current/previous generations.
@@ -66,17 +74,93 @@ pub struct Grown {
     bend: f32,
 }
 
+/// What the editor needs to steer the engine: its command sender once it
+/// runs, and which model files it was told to load, so a reactivation after
+/// the editor loaded a file does not load it again.
+#[derive(Default)]
+pub struct EngineLink {
+    /// Commands to the running engine; `None` before the first activation.
+    pub commands: Option<crossbeam::channel::Sender<engine::EngineCommand>>,
+    /// NCA model file the engine was told to load (`None`: the built-in one).
+    pub model: Option<PathBuf>,
+    /// Vocoder file the engine was told to load (`None`: built-in vocoder only).
+    pub vocoder: Option<PathBuf>,
+}
+
+impl EngineLink {
+    /// Tells a running engine to load whichever of `model` and `vocoder`
+    /// differ from what it was last told. Without an engine only the wish is
+    /// recorded in the parameters, which the first activation reads.
+    pub fn sync(&mut self, model: Option<PathBuf>, vocoder: Option<PathBuf>) {
+        let Some(tx) = &self.commands else { return };
+        if model != self.model {
+            let cmd = match &model {
+                Some(path) => engine::EngineCommand::LoadModel(path.clone()),
+                None => engine::EngineCommand::LoadBuiltInModel,
+            };
+            let _ = tx.send(cmd);
+            self.model = model;
+        }
+        if vocoder != self.vocoder {
+            let _ = tx.send(engine::EngineCommand::LoadVocoder(vocoder.clone()));
+            self.vocoder = vocoder;
+        }
+    }
+}
+
+/// Playhead positions of the sounding voices: written by the audio thread
+/// once per block (atomics, no allocation), read by the editor to draw them.
+/// A read may mix two blocks; that only moves a line by a few milliseconds.
+pub struct Playheads {
+    /// How many entries of `seconds` are valid.
+    pub count: std::sync::atomic::AtomicUsize,
+    /// Position of each sounding voice in the grown sound, in seconds.
+    pub seconds: [atomic_float::AtomicF32; voice::MAX_VOICES],
+}
+
+impl Default for Playheads {
+    fn default() -> Self {
+        Self {
+            count: std::sync::atomic::AtomicUsize::new(0),
+            seconds: std::array::from_fn(|_| atomic_float::AtomicF32::new(0.0)),
+        }
+    }
+}
+
+impl Playheads {
+    /// Stores the positions (at most [`voice::MAX_VOICES`]).
+    pub fn publish(&self, seconds: &[f32]) {
+        let n = seconds.len().min(voice::MAX_VOICES);
+        for (slot, s) in self.seconds.iter().zip(&seconds[..n]) {
+            slot.store(*s, Ordering::Relaxed);
+        }
+        self.count.store(n, Ordering::Release);
+    }
+
+    /// Copies the positions into `out`; returns how many.
+    pub fn read(&self, out: &mut [f32; voice::MAX_VOICES]) -> usize {
+        let n = self.count.load(Ordering::Acquire).min(voice::MAX_VOICES);
+        for (o, slot) in out.iter_mut().zip(&self.seconds[..n]) {
+            *o = slot.load(Ordering::Relaxed);
+        }
+        n
+    }
+}
+
 impl Default for Grown {
     fn default() -> Self {
         let (snapshot_input, snapshot_output) =
             triple_buffer::triple_buffer(&Spectrogram::default());
+        let (brush, brush_consumer) = engine::brush_queue();
         Self {
             params: Arc::new(GrownParams::default()),
             controls: Arc::new(EngineControls::default()),
             status: Arc::new(EngineStatus::default()),
             engine: None,
-            engine_model: None,
-            engine_vocoder: None,
+            link: Arc::new(Mutex::new(EngineLink::default())),
+            playheads: Arc::new(Playheads::default()),
+            brush: Arc::new(Mutex::new(brush)),
+            brush_consumer: Some(brush_consumer),
             consumer: None,
             voices: Voices::new(),
             limiter: SoftLimiter::new(),
@@ -126,23 +210,12 @@ impl Grown {
 
     /// Tells a running engine about model files changed by a state restore or the editor.
     fn sync_model_files(&mut self) {
-        let Some(engine) = &self.engine else { return };
+        if self.engine.is_none() {
+            return;
+        }
         let model = params::read_path(&self.params.model_path);
-        if model != self.engine_model {
-            if let Some(path) = &model {
-                let _ = engine
-                    .commands()
-                    .send(engine::EngineCommand::LoadModel(path.clone()));
-            }
-            self.engine_model = model;
-        }
         let vocoder = params::read_path(&self.params.vocoder_path);
-        if vocoder != self.engine_vocoder {
-            let _ = engine
-                .commands()
-                .send(engine::EngineCommand::LoadVocoder(vocoder.clone()));
-            self.engine_vocoder = vocoder;
-        }
+        self.link.lock().sync(model, vocoder);
     }
 
     fn handle_event(&mut self, event: NoteEvent<()>, settings: &VoiceSettings) {
@@ -220,12 +293,21 @@ impl Plugin for Grown {
         self.params.clone()
     }
 
+    fn filter_state(state: &mut PluginState) {
+        // A saved state may come from a newer version, another plugin or a
+        // corrupt file: clamp, drop and report instead of trusting it.
+        state::sanitize(state);
+    }
+
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        editor::create(
-            self.params.clone(),
-            self.status.clone(),
-            self.snapshot_output.clone(),
-        )
+        editor::create(editor::EditorShared {
+            params: self.params.clone(),
+            status: self.status.clone(),
+            snapshots: self.snapshot_output.clone(),
+            playheads: self.playheads.clone(),
+            brush: self.brush.clone(),
+            link: self.link.clone(),
+        })
     }
 
     fn activate(
@@ -237,6 +319,11 @@ impl Plugin for Grown {
         self.voices
             .set_output_sample_rate(buffer_config.sample_rate);
         self.sync_controls();
+        // Shown once: what a restored state had to have corrected.
+        if let Some(notice) = self.params.restore_notice.write().take() {
+            nice_error!("grown: {notice}");
+            *self.status.error.lock() = notice;
+        }
         if self.engine.is_none() {
             // The engine loads ONNX Runtime and the model on its own thread, so neither
             // scanning nor activation waits for them.
@@ -245,20 +332,26 @@ impl Plugin for Grown {
             let Some(snapshots) = self.snapshot_input.take() else {
                 return false;
             };
-            self.engine_model = params::read_path(&self.params.model_path);
-            self.engine_vocoder = params::read_path(&self.params.vocoder_path);
-            let engine = Engine::spawn(
+            let model = params::read_path(&self.params.model_path);
+            let vocoder = params::read_path(&self.params.vocoder_path);
+            let engine = Engine::spawn_with_brush(
                 self.controls.clone(),
                 self.status.clone(),
                 producer,
                 snapshots,
-                self.engine_model.clone(),
+                model.clone(),
+                self.brush_consumer.take(),
             );
-            if let Some(path) = &self.engine_vocoder {
+            if let Some(path) = &vocoder {
                 let _ = engine
                     .commands()
                     .send(engine::EngineCommand::LoadVocoder(Some(path.clone())));
             }
+            *self.link.lock() = EngineLink {
+                commands: Some(engine.commands()),
+                model,
+                vocoder,
+            };
             self.engine = Some(engine);
             self.consumer = Some(consumer);
         } else {
@@ -336,6 +429,9 @@ impl Plugin for Grown {
             block_start = block_end;
         }
         self.limiter.process(left, right);
+        let mut heads = [0.0f32; voice::MAX_VOICES];
+        let n = self.voices.active_playheads(&mut heads);
+        self.playheads.publish(&heads[..n]);
         ProcessStatus::Normal
     }
 

@@ -17,6 +17,7 @@ use ort::value::{TensorElementType, ValueType};
 
 use crate::mel::MelConfig;
 use crate::runtime::{self, SessionProvider};
+use crate::stft_ms::{StftMsConfig, REPRESENTATION as STFT_MS, VISIBLE_CHANNELS as STFT_VISIBLE};
 
 /// The contract version this build understands.
 pub const CONTRACT_VERSION: u32 = 1;
@@ -34,9 +35,12 @@ pub struct ModelInfo {
     /// `grown.contract`; always [`CONTRACT_VERSION`] after validation, kept
     /// for display and for files written back out.
     pub contract: u32,
-    /// `grown.representation`; decides how the visible channel is read (only
-    /// `mel` is implemented).
+    /// `grown.representation`: `mel` (one visible log-mel channel, vocoded) or
+    /// `stft-ms` (four visible mid/side STFT channels, played by an inverse STFT).
     pub representation: String,
+    /// `grown.stft` of an `stft-ms` model (None for mel models); decides
+    /// whether the engine runs a vocoder or the exact inverse STFT.
+    pub stft: Option<StftMsConfig>,
     /// `grown.channels`: C, the depth of the state tensor.
     pub channels: usize,
     /// `grown.spec_channel`: which channel is the visible spectrogram.
@@ -46,6 +50,8 @@ pub struct ModelInfo {
     /// `grown.spec_offset`: see `spec_scale`.
     pub spec_offset: f32,
     /// `grown.mel`: the analysis the model was trained on; the vocoder must match.
+    /// For `stft-ms` models this is only the grid geometry derived from
+    /// `grown.stft` (`n_mels` = bins, `hop`, `sample_rate`); no mel is computed.
     pub mel: MelConfig,
     /// `grown.growth_steps`: the default number of steps to grow.
     pub growth_steps: u32,
@@ -164,6 +170,35 @@ fn classify_load_error(source: &str, e: String) -> ModelError {
     }
 }
 
+/// Reads and validates the metadata of ONNX bytes without ONNX Runtime: the
+/// pure half of [`NcaModel::from_bytes`], and the entry point the fuzz target
+/// `model_metadata` drives. Never panics, whatever the bytes.
+pub fn parse_model_bytes(bytes: &[u8]) -> Result<ModelInfo, ModelError> {
+    parse_metadata(&read_metadata(bytes)?)
+}
+
+/// [`parse_model_bytes`] on untrusted bytes with its promises checked: no
+/// panic, and accepted metadata satisfies the contract's invariants. The entry
+/// point of the `model_metadata` fuzz target and of the stable mutation test.
+#[doc(hidden)]
+pub fn fuzz_metadata(bytes: &[u8]) {
+    match parse_model_bytes(bytes) {
+        Ok(info) => {
+            assert!(info.contract >= 1 && info.contract <= CONTRACT_VERSION);
+            assert!(info.channels >= 1 && info.spec_channel < info.channels);
+            assert!(info.spec_scale.is_finite() && info.spec_scale != 0.0);
+            assert!(info.spec_offset.is_finite());
+            assert!(info.fire_rate > 0.0 && info.fire_rate <= 1.0);
+            assert!(info.seed_std.is_finite() && info.seed_std >= 0.0);
+            assert!(info.unroll >= 1 && info.growth_steps >= 1 && info.train_frames >= 1);
+            assert!(info.mel.n_mels >= 1 && info.mel.hop >= 1);
+        }
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
 /// Value of a required metadata key.
 pub(crate) fn required<'a>(
     map: &'a HashMap<String, String>,
@@ -209,19 +244,18 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
         }));
     }
     let representation = required(map, "grown.representation")?.to_string();
-    match representation.as_str() {
-        "mel" => {}
-        "stft-ms" => {
-            return Err(ModelError::Contract(
-                "representation `stft-ms` is reserved for stereo models and not supported by this build".to_string(),
-            ))
-        }
+    let stft = match representation.as_str() {
+        "mel" => None,
+        STFT_MS => Some(
+            StftMsConfig::from_json(required(map, "grown.stft")?)
+                .map_err(|e| ModelError::Contract(format!("`grown.stft`: {e}")))?,
+        ),
         other => {
             return Err(ModelError::Contract(format!(
-                "metadata `grown.representation` = `{other}`, expected `mel`"
+                "metadata `grown.representation` = `{other}`, expected `mel` or `stft-ms`"
             )))
         }
-    }
+    };
     let channels: usize = number(map, "grown.channels")?;
     if channels == 0 {
         return Err(ModelError::Contract(
@@ -246,8 +280,16 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
             "`grown.spec_offset` must be finite".into(),
         ));
     }
-    let mel = MelConfig::from_json(required(map, "grown.mel")?)
-        .map_err(|e| ModelError::Contract(format!("`grown.mel`: {e}")))?;
+    let mel = match &stft {
+        Some(cfg) => cfg.grid(),
+        None => MelConfig::from_json(required(map, "grown.mel")?)
+            .map_err(|e| ModelError::Contract(format!("`grown.mel`: {e}")))?,
+    };
+    if stft.is_some() && spec_channel + STFT_VISIBLE > channels {
+        return Err(ModelError::Contract(format!(
+            "`grown.spec_channel` = {spec_channel}: an stft-ms model needs {STFT_VISIBLE} visible channels from there (the model has {channels})"
+        )));
+    }
     let growth_steps: u32 = number(map, "grown.growth_steps")?;
     if growth_steps == 0 {
         return Err(ModelError::Contract(
@@ -279,6 +321,7 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     Ok(ModelInfo {
         contract,
         representation,
+        stft,
         channels,
         spec_channel,
         spec_scale,
@@ -505,7 +548,7 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, String> {
 
 /// Checks that `bytes` look like an ONNX ModelProto and returns its
 /// `metadata_props` as a map.
-pub(crate) fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, ModelError> {
+pub fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, ModelError> {
     if bytes.is_empty() {
         return Err(ModelError::NotOnnx("the file is empty".into()));
     }
@@ -556,8 +599,10 @@ pub(crate) fn read_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, Mod
 // Test models, written as ONNX protobuf by hand so tests need neither Python
 // nor files on disk, and can produce every kind of broken model on demand.
 
-#[cfg(test)]
-pub(crate) mod test_onnx {
+// Public (but hidden) so integration tests, the fuzz targets and the host
+// abuse tests can write broken models on demand without Python.
+#[doc(hidden)]
+pub mod test_onnx {
     /// ONNX `TensorProto.DataType` codes used by the tests.
     pub const FLOAT: i64 = 1;
     /// 64-bit integer element type.
@@ -951,6 +996,26 @@ mod tests {
     }
 
     #[test]
+    fn stft_ms_metadata_parses_to_a_513_row_grid() {
+        let mut m = valid_map();
+        m.remove("grown.mel");
+        m.insert("grown.representation".into(), "stft-ms".into());
+        m.insert(
+            "grown.stft".into(),
+            r#"{"sample_rate":22050,"n_fft":1024,"hop":256,"win":1024,"bins":513,"window":"hann_periodic","padding":"circular"}"#.into(),
+        );
+        let info = parse_metadata(&m).unwrap();
+        assert_eq!(info.stft, Some(StftMsConfig::default_22k()));
+        assert_eq!((info.mel.n_mels, info.mel.hop), (513, 256));
+        // Four visible channels must fit from spec_channel on.
+        m.insert("grown.spec_channel".into(), (info.channels - 3).to_string());
+        assert!(contract_err(&m).contains("4 visible channels"));
+        m.insert("grown.spec_channel".into(), "0".into());
+        m.insert("grown.stft".into(), m["grown.stft"].replace("513", "512"));
+        assert!(contract_err(&m).contains("bins 512"));
+    }
+
+    #[test]
     fn future_and_bad_versions() {
         let mut m = valid_map();
         m.insert("grown.contract".into(), "2".into());
@@ -971,7 +1036,8 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("grown.kind", "vocoder", "vocoder file"),
             ("grown.kind", "gan", "expected `nca`"),
-            ("grown.representation", "stft-ms", "reserved"),
+            // A stft-ms model declares its STFT instead of a mel config.
+            ("grown.representation", "stft-ms", "`grown.stft` is missing"),
             ("grown.representation", "wave", "expected `mel`"),
             ("grown.channels", "0", "at least 1"),
             ("grown.spec_channel", "4", "not a channel"),

@@ -46,6 +46,11 @@ pub struct GrownParams {
     /// Editor window size in logical pixels, so the editor reopens as the user left it.
     #[persist = "editor-size"]
     pub editor_size: RwLock<(u32, u32)>,
+    /// What `state::sanitize` had to change in the last restored state; set by
+    /// `filter_state` (which has no instance), shown by the instance at its next
+    /// activation, then cleared.
+    #[persist = "restore-notice"]
+    pub restore_notice: RwLock<Option<String>>,
 
     /// NCA steps grown from the seed state: the main "shape" control.
     #[id = "growth"]
@@ -117,7 +122,8 @@ impl Default for GrownParams {
         Self {
             model_path: RwLock::new(None),
             vocoder_path: RwLock::new(None),
-            editor_size: RwLock::new((760, 520)),
+            editor_size: RwLock::new((960, 700)),
+            restore_notice: RwLock::new(None),
 
             growth: IntParam::new(
                 "Growth",

@@ -15,8 +15,14 @@ pub struct Generation {
     /// Mono audio; allocated at pool creation with `capacity_samples` zeros so the
     /// engine can overwrite it without reallocating. Only `..len` is valid.
     pub samples: Vec<f32>,
-    /// Number of valid samples at the start of `samples`.
+    /// Number of valid samples at the start of `samples` (and of `right` when stereo).
     pub len: usize,
+    /// Right channel of a stereo generation (`samples` is then the left); empty
+    /// until the engine first makes a stereo sound, then reused like `samples`.
+    pub right: Vec<f32>,
+    /// True when `right` holds a separate right channel (an `stft-ms` model);
+    /// false for mono sounds, which voices play on both channels.
+    pub stereo: bool,
     /// Sample rate of `samples` (the vocoder's rate, not the host's).
     pub sample_rate: u32,
     /// Monotonic generation number, so the editor and tests can tell generations apart.
@@ -31,6 +37,8 @@ impl Generation {
         Self {
             samples: vec![0.0; capacity],
             len: 0,
+            right: Vec::new(),
+            stereo: false,
             sample_rate: 0,
             id: 0,
             looped: false,
@@ -50,6 +58,28 @@ impl Generation {
         }
         self.samples[..src.len()].copy_from_slice(src);
         self.len = src.len();
+        self.stereo = false;
+    }
+
+    /// The valid right channel: `right` when stereo, else the mono audio.
+    pub fn audio_right(&self) -> &[f32] {
+        if self.stereo {
+            &self.right[..self.len.min(self.right.len())]
+        } else {
+            self.audio()
+        }
+    }
+
+    /// Copies a stereo pair in (engine side; grows the buffers only when
+    /// needed, so a circulating buffer allocates its right channel once).
+    pub fn fill_stereo_from(&mut self, left: &[f32], right: &[f32]) {
+        let n = left.len().min(right.len());
+        self.fill_from(&left[..n]);
+        if self.right.len() < n {
+            self.right.resize(self.samples.len().max(n), 0.0);
+        }
+        self.right[..n].copy_from_slice(&right[..n]);
+        self.stereo = true;
     }
 }
 
@@ -166,6 +196,29 @@ mod tests {
         assert_ne!(other.samples.as_ptr(), ptr);
         assert_eq!(again.samples.as_ptr(), ptr);
         assert_eq!(again.samples.capacity(), 64);
+    }
+
+    #[test]
+    fn stereo_fill_keeps_channels_and_reuses_the_right_buffer() {
+        let mut g = Generation::with_capacity(16);
+        g.fill_stereo_from(&[1.0, 2.0, 3.0], &[-1.0, -2.0, -3.0, -4.0]);
+        assert!(g.stereo);
+        assert_eq!(
+            (g.audio(), g.audio_right()),
+            (&[1.0, 2.0, 3.0][..], &[-1.0, -2.0, -3.0][..])
+        );
+        let right = g.right.as_ptr();
+        g.fill_stereo_from(&[5.0; 8], &[6.0; 8]);
+        assert_eq!(
+            g.right.as_ptr(),
+            right,
+            "the right channel is allocated once"
+        );
+        assert_eq!(g.audio_right(), &[6.0; 8]);
+        // A mono fill afterwards plays the mono audio on the right too.
+        g.fill_from(&[7.0; 4]);
+        assert!(!g.stereo);
+        assert_eq!(g.audio_right(), &[7.0; 4]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::Nca;
 use crate::queue;
+use crate::stft_ms::{stft_ms_picture, Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
 use crate::vocoder::inverter::Inverter;
 use crate::vocoder::Vocoder;
 use crate::voice::{SoftLimiter, VoiceSettings, Voices};
@@ -139,6 +140,20 @@ pub struct Rendered {
     pub right: Vec<f32>,
     pub sample_rate: u32,
     pub spectrogram: Spectrogram,
+    /// The four visible channels `[4][bins][frames]` of an `stft-ms` model (None
+    /// for mel models): what `--png` draws as the research's picture instead.
+    pub stft_ms: Option<StftMsGrid>,
+}
+
+/// The visible channels of a grown `stft-ms` state, for its picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StftMsGrid {
+    /// `[4][bins][frames]`, row-major, as in the NCA state.
+    pub visible: Vec<f32>,
+    /// Grid height (every STFT bin).
+    pub bins: usize,
+    /// Grid width.
+    pub frames: usize,
 }
 
 /// Grows the sound, vocodes it and plays the notes through the plugin's voices.
@@ -153,17 +168,50 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
         .clone();
 
     let mut audio = Vec::new();
-    Inverter::new(mel.clone())
-        .synthesize(&spectrogram, &mut audio)
-        .map_err(|e| RenderError::Vocoder(e.to_string()))?;
+    let mut right = Vec::new();
+    // An stft-ms model is played by the exact inverse STFT, in stereo, as in the plugin.
+    let stft_ms = match grower.nca().info().stft.clone() {
+        Some(cfg) => {
+            let nca = grower.nca();
+            let info = nca.info();
+            let (bins, frames) = (info.mel.n_mels, nca.frames());
+            let from = info.spec_channel * bins * frames;
+            let visible = nca
+                .state()
+                .get(from..from + STFT_VISIBLE * bins * frames)
+                .unwrap_or(&[])
+                .to_vec();
+            let comp = Compression {
+                scale: info.spec_scale,
+                offset: info.spec_offset,
+            };
+            StftMs::new(cfg, comp)
+                .synthesize(&visible, frames, &mut audio, &mut right)
+                .map_err(RenderError::Vocoder)?;
+            Some(StftMsGrid {
+                visible,
+                bins,
+                frames,
+            })
+        }
+        None => {
+            Inverter::new(mel.clone())
+                .synthesize(&spectrogram, &mut audio)
+                .map_err(|e| RenderError::Vocoder(e.to_string()))?;
+            None
+        }
+    };
 
     // The generation travels through the same queue as in the plugin.
     let (mut producer, mut consumer) = queue::generation_queue(2, audio.len());
     let mut generation = producer
         .acquire()
         .ok_or_else(|| RenderError::Vocoder("no generation buffer".into()))?;
-    generation.samples[..audio.len()].copy_from_slice(&audio);
-    generation.len = audio.len();
+    if stft_ms.is_some() {
+        generation.fill_stereo_from(&audio, &right);
+    } else {
+        generation.fill_from(&audio);
+    }
     generation.sample_rate = mel.sample_rate;
     generation.id = 1;
     generation.looped = req.voice.looping;
@@ -226,6 +274,7 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
         right,
         sample_rate: sr as u32,
         spectrogram,
+        stft_ms,
     })
 }
 
@@ -298,6 +347,35 @@ pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
         for x in 0..w {
             let v = (s.at(mel, x / sx) - lo) / (hi - lo);
             pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&magma(v));
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| io(e.to_string()))?;
+    writer
+        .write_image_data(&pixels)
+        .map_err(|e| io(e.to_string()))
+}
+
+/// Writes the research's picture of an `stft-ms` grid ([`stft_ms_picture`]:
+/// CMYK inks from |M re|, |M im|, |S re|, |S im|, inverted, log2 frequency axis).
+pub fn write_stft_ms_png(path: &Path, g: &StftMsGrid) -> Result<(), RenderError> {
+    let io = |e: String| RenderError::Io(format!("cannot write {}: {e}", path.display()));
+    if g.frames == 0 || g.bins == 0 {
+        return Err(io("empty grid".into()));
+    }
+    let sx = (768 / g.frames).clamp(1, 8);
+    let h = 384usize;
+    // Gain 0.4: a state of 2.5 (a loud bin) is full ink, seed noise (~0.1) barely shows.
+    let small = stft_ms_picture(&g.visible, g.bins, g.frames, h, 0.4);
+    let w = g.frames * sx;
+    let mut pixels = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let s = (y * g.frames + x / sx) * 4;
+            pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&small[s..s + 3]);
         }
     }
     let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;

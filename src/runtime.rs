@@ -93,6 +93,12 @@ pub struct RuntimeInfo {
     pub version: String,
     /// The process-wide environment; sessions must be created from it.
     pub(crate) env: Environment,
+    /// Whether one CPU arena allocator is registered on the environment and
+    /// sessions use it. Each session otherwise keeps its own arena sized for
+    /// its largest step (tens of MiB for a long sound), so every further
+    /// plugin instance paid that again; with one shared arena, instances whose
+    /// engines do not run at the same moment reuse the same memory.
+    pub shared_arena: bool,
 }
 
 impl fmt::Debug for RuntimeInfo {
@@ -102,6 +108,7 @@ impl fmt::Debug for RuntimeInfo {
             .field("provider", &self.provider)
             .field("why", &self.why)
             .field("version", &self.version)
+            .field("shared_arena", &self.shared_arena)
             .finish_non_exhaustive()
     }
 }
@@ -348,12 +355,16 @@ fn load(path: &Path) -> Result<RuntimeInfo, RuntimeError> {
             .or_else(|| parse_version(ort::info()))
             .unwrap_or_else(|| format!("1.{REQUIRED_MINOR}+"));
         let (provider, why) = choose_provider(path, &env);
+        // Without the shared arena sessions still work (each with its own), so
+        // a failure here only costs memory and is not an error.
+        let shared_arena = register_shared_cpu_arena(&env).is_ok();
         Ok(RuntimeInfo {
             dylib: path.to_path_buf(),
             provider,
             why,
             version,
             env,
+            shared_arena,
         })
     }));
     match result {
@@ -520,6 +531,42 @@ fn preload_cuda_libraries(dir: &Path) -> String {
     }
 }
 
+/// Registers one CPU arena allocator (default arena settings) on the
+/// environment, for sessions created with `session.use_env_allocators`.
+/// `ort` has no safe wrapper for `CreateAndRegisterAllocator`, so this calls
+/// the C API directly.
+fn register_shared_cpu_arena(env: &Environment) -> Result<(), String> {
+    use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+    use ort::AsPointer;
+    let info = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Arena,
+        MemoryType::Default,
+    )
+    .map_err(|e| e.to_string())?;
+    let api = ort::api();
+    // SAFETY: both pointers come from live `ort` objects (the environment
+    // outlives every session; ONNX Runtime copies the memory info), a null
+    // arena config means the defaults, and a non-null status is read and
+    // released exactly once.
+    unsafe {
+        let status =
+            (api.CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), std::ptr::null());
+        if status.0.is_null() {
+            return Ok(());
+        }
+        let msg = (api.GetErrorMessage)(status.0);
+        let text = if msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned()
+        };
+        (api.ReleaseStatus)(status.0);
+        Err(text)
+    }
+}
+
 /// Number of intra-op threads per session: the engine thread already runs
 /// beside the audio thread and the host, so a session takes at most half the
 /// cores (and at least one).
@@ -559,7 +606,7 @@ pub(crate) fn create_session(bytes: &[u8]) -> Result<(Session, SessionProvider),
     let rt = runtime().map_err(|e| e.to_string())?;
     let attempt = |cuda: bool| -> Result<Session, String> {
         let result = catch_unwind(AssertUnwindSafe(|| -> Result<Session, String> {
-            let mut builder = configured_builder(&rt.env)?;
+            let mut builder = configured_builder(rt)?;
             if cuda {
                 builder = builder
                     .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
@@ -603,17 +650,23 @@ pub(crate) fn create_session(bytes: &[u8]) -> Result<(Session, SessionProvider),
 }
 
 /// Session options shared by every model: full graph optimisation, a modest
-/// thread count, and deterministic kernels (bit-identical output for equal
-/// inputs is part of the instrument's contract).
-fn configured_builder(env: &Environment) -> Result<SessionBuilder, String> {
-    Session::builder(env)
+/// thread count, deterministic kernels (bit-identical output for equal
+/// inputs is part of the instrument's contract), and the environment's shared
+/// CPU arena when it was registered.
+fn configured_builder(rt: &RuntimeInfo) -> Result<SessionBuilder, String> {
+    let builder = Session::builder(&rt.env)
         .map_err(|e| e.to_string())?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| e.to_string())?
         .with_intra_threads(intra_threads())
         .map_err(|e| e.to_string())?
         .with_deterministic_compute(true)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if rt.shared_arena {
+        builder.with_env_allocators().map_err(|e| e.to_string())
+    } else {
+        Ok(builder)
+    }
 }
 
 /// Path of the binary (shared library or executable) that contains this
@@ -762,6 +815,8 @@ mod tests {
         assert!(minor >= REQUIRED_MINOR);
         assert!(rt.dylib.is_absolute() && rt.dylib.is_file());
         assert_eq!(std::fs::canonicalize(&rt.dylib).unwrap(), rt.dylib);
+        // Every plugin instance's sessions draw on one arena (see the field).
+        assert!(rt.shared_arena, "the shared CPU arena was not registered");
         // No CUDA provider in the test setups: CPU, with the reason recorded.
         if rt.provider == Provider::Cpu {
             assert!(rt.why.starts_with("CPU"), "{}", rt.why);

@@ -214,10 +214,17 @@ def onnx_flops(path: Path, frames: int, feeds: dict | None = None) -> dict:
     """
     import onnx
     import onnxruntime as ort
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
 
     m = onnx.load(str(path))
     inits = {i.name: list(i.dims) for i in m.graph.initializer}
+    # Input channels whose weights are all zero (the exporter's padding to a
+    # multiple of 8) do no useful work and are not counted.
+    useful_in = {}
+    for i in m.graph.initializer:
+        if len(i.dims) >= 3:
+            w = numpy_helper.to_array(i)
+            useful_in[i.name] = int(np.any(w.reshape(w.shape[0], w.shape[1], -1) != 0, axis=(0, 2)).sum())
     nodes = [n for n in m.graph.node if n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")]
     existing = {o.name for o in m.graph.output}
     wanted = set()
@@ -245,7 +252,7 @@ def onnx_flops(path: Path, frames: int, feeds: dict | None = None) -> dict:
         y = shapes[n.output[0]]
         if n.op_type == "Conv":
             w = shapes[n.input[1]]
-            f = 2.0 * float(np.prod(y)) * w[1] * float(np.prod(w[2:]))
+            f = 2.0 * float(np.prod(y)) * useful_in.get(n.input[1], w[1]) * float(np.prod(w[2:]))
         elif n.op_type == "ConvTranspose":
             x, w = shapes[n.input[0]], shapes[n.input[1]]
             f = 2.0 * float(np.prod(x)) * float(np.prod(w[1:]))
@@ -319,7 +326,52 @@ def measure_nca(onnx_path: Path, threads: list[int], frames: int, seconds: float
             out["same_arch"][str(t)] = time_steps(same_step, seconds)
         log(f"matmul peak, {t} thread(s)")
         out["peak"][str(t)] = matmul_peak(t)
+    out["padding"] = measure_padding(onnx_path, frames, seconds)
     return out
+
+
+def measure_padding(onnx_path: Path, frames: int, seconds: float) -> dict:
+    """The shipped graph beside the same graph with its features padded to a
+    multiple of 8 channels (``export.pad_feature_channels``, bit-identical
+    output), in ONNX Runtime at 1 thread, windows interleaved so load affects
+    both alike."""
+    import onnx
+    import onnxruntime as ort
+
+    from grown_train.export import pad_feature_channels
+
+    m = onnx.load(str(onnx_path))
+    if not pad_feature_channels(m):
+        return {"already_aligned": True}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    plain = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    padded = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    n_mels = plain.get_inputs()[0].shape[2]
+    channels = plain.get_inputs()[0].shape[1]
+    x0 = (rng.standard_normal((1, channels, n_mels, frames)) * 0.1).astype(np.float32)
+    mask = (rng.random((1, 1, n_mels, frames)) < 0.5).astype(np.float32)
+    outs, rates = {}, {"plain": [], "padded": []}
+    for name, sess in (("plain", plain), ("padded", padded)):
+        x = x0
+        for _ in range(8):
+            x = sess.run(None, {"state": x, "update_mask": mask})[0]
+        outs[name] = x
+    for _ in range(5):
+        for name, sess in (("plain", plain), ("padded", padded)):
+            t0, n = time.perf_counter(), 0
+            while n < 4 or time.perf_counter() - t0 < seconds / 10:
+                sess.run(None, {"state": x0, "update_mask": mask})
+                n += 1
+            rates[name].append(n / (time.perf_counter() - t0))
+    log("padded vs plain NCA graph, 1 thread")
+    return {
+        "plain_steps_per_s": median(rates["plain"]),
+        "padded_steps_per_s": median(rates["padded"]),
+        "bit_identical": bool(np.array_equal(outs["plain"].view(np.uint32), outs["padded"].view(np.uint32))),
+    }
 
 
 # --- measure: vocoders --------------------------------------------------------------

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--credit", default="", help="grown.target text, e.g. 'trumpet.ogg — Mihai Sorohan'")
     t.add_argument("--license", default=d.license, help="grown.license text (%(default)s)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint for OUT")
+    t.add_argument("--init-from", type=Path, default=None, metavar="CKPT",
+                   help="when starting (not resuming), take the NCA weights from another run's checkpoint")
     t.add_argument("--grad-checkpoint", action="store_true", help="trade ~30%% speed for much less memory")
     t.add_argument("--time-budget", type=float, default=0.0, metavar="MIN", help="stop + export after MIN minutes; re-run continues")
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch default; use 1 on a busy machine")
@@ -105,7 +107,7 @@ def _train(args) -> int:
         lr=args.lr, lr_final=args.lr_final, min_steps=args.min_steps, max_steps=args.max_steps,
         fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
         damage_prob=args.damage_prob, weights=weights, credit=args.credit, license=args.license,
-        fresh=args.fresh, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
+        fresh=args.fresh, init_from=args.init_from, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
         time_budget=args.time_budget, threads=args.threads,
     )
     summary = train(cfg)

@@ -276,6 +276,8 @@ def shipped_training(name: str) -> dict:
                 "iterations": int(data.get("iter", len(data.get("history", [])))),
                 "planned": int(cfg["iters"]) if "iters" in cfg else None,
                 "batch": int(cfg["batch"]) if "batch" in cfg else None,
+                # Earlier stages (train --init-from): [{"frames", "iters"}, ...].
+                "lineage": list(data.get("lineage", [])),
             }
         except Exception:  # a checkpoint being rewritten or from another layout: just unknown
             continue
@@ -521,6 +523,8 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
             f"* shipped: {res['growth_steps']} growth steps, trained at {res['train_frames']} frames"
             + (f", {its} iterations × batch {shipped.info.get('batch')}"
                + (f" (of {planned} planned; stopped by its time budget)" if planned and planned > its else "")
+               + "".join(f", after {st['iters']} iterations at {st['frames']} frames"
+                         for st in reversed(shipped.info.get("lineage", [])))
                + " (from its checkpoint)." if its else " (checkpoint not found; budget: see train_all.sh)."),
             f"* notebook (a): {nb.info['iterations']} iterations × batch {res['notebook_cfg'].batch}"
             + (" (cached)" if nb.info.get("cached") else "")
@@ -660,6 +664,11 @@ def run(args) -> int:
     if png_dir is None and not args.quick and Path(args.out).resolve() == (MODELS_DIR / "EVAL.md").resolve():
         png_dir = MODELS_DIR / "eval"
     paths = resolve_models(args.models, MODELS_DIR / "nca")
+    # Stereo stft-ms models have no mel channel: they get their own section (stftms.py).
+    from grown_train.stftms import evaluate_stereo, is_stereo_model
+
+    stereo_paths = [p for p in paths if is_stereo_model(p)]
+    paths = [p for p in paths if p not in stereo_paths]
     specs = [load_spec(p, Path(args.targets_dir)) for p in paths]
     try:
         Path(args.baseline_dir).mkdir(parents=True, exist_ok=True)
@@ -675,6 +684,8 @@ def run(args) -> int:
         results.append(evaluate_model(spec, budget, Path(args.baseline_dir), png_dir, tuple(extra.get(spec.name, ()))))
     total = time.perf_counter() - t_start
     text = render_report(results, budget, _command(args), total)
+    if stereo_paths:
+        text += evaluate_stereo(stereo_paths, Path(args.targets_dir))
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if png_dir is not None:
         side = Path(png_dir) / "results.json"

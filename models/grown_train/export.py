@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from grown_train import CONTRACT_VERSION
@@ -93,8 +94,60 @@ def metadata(nca: NCA, info: ModelInfo) -> dict[str, str]:
     }
 
 
-def export_onnx(nca: NCA, path: Path, info: ModelInfo) -> Path:
-    """Write ``nca`` as a one-step ONNX model with metadata, atomically."""
+#: The update MLP's input channels are padded to a multiple of this: ONNX
+#: Runtime's blocked (NCHWc) CPU convolution kernels only take channel counts
+#: that are multiples of 8, and 16 channels x 6 kernels + 1 ramp = 97 is not.
+FEATURE_CHANNEL_MULTIPLE = 8
+
+
+def pad_feature_channels(model, multiple: int = FEATURE_CHANNEL_MULTIPLE) -> bool:
+    """Pad the perception features to a multiple of ``multiple`` channels, in place.
+
+    A pure graph rewrite that leaves the step's output bit for bit unchanged:
+    the frequency-ramp constant (the last feature, broadcast by ``Expand``)
+    gains zero channels, and the first 1x1 convolution's weight gains matching
+    zero input columns. Nothing trained changes and the contract (inputs,
+    outputs, metadata) is untouched; ONNX Runtime then runs the MLP with its
+    blocked kernels (about a fifth less step time on a 2-core x86 CPU).
+    Returns whether the graph was changed (False when it already fits or does
+    not have the expected Concat -> Conv shape).
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    for conv in graph.node:
+        if conv.op_type != "Conv" or len(conv.input) < 2 or conv.input[1] not in inits:
+            continue
+        weight = inits[conv.input[1]]
+        if list(weight.dims[2:]) != [1, 1]:
+            continue
+        cat = producer.get(conv.input[0])
+        if cat is None or cat.op_type != "Concat":
+            continue
+        last = producer.get(cat.input[-1])
+        if last is None or last.op_type != "Expand" or last.input[0] not in inits:
+            continue
+        w = numpy_helper.to_array(weight)
+        ramp = numpy_helper.to_array(inits[last.input[0]])
+        extra = (-w.shape[1]) % multiple
+        if extra == 0 or ramp.ndim != 4 or ramp.shape[1] != 1:
+            return False
+        ramp = np.concatenate([ramp, np.zeros((1, extra, *ramp.shape[2:]), ramp.dtype)], axis=1)
+        w = np.concatenate([w, np.zeros((w.shape[0], extra, *w.shape[2:]), w.dtype)], axis=1)
+        inits[last.input[0]].CopyFrom(numpy_helper.from_array(ramp, last.input[0]))
+        weight.CopyFrom(numpy_helper.from_array(w, conv.input[1]))
+        return True
+    return False
+
+
+def export_onnx(nca: NCA, path: Path, info: ModelInfo | None, meta: dict[str, str] | None = None) -> Path:
+    """Write ``nca`` as a one-step ONNX model with metadata, atomically.
+
+    ``meta`` replaces the mel metadata built from ``info`` (stereo ``stft-ms``
+    models declare their own keys, see ``stftms.stereo_metadata``).
+    """
     import onnx
 
     nca = nca.eval()
@@ -118,8 +171,9 @@ def export_onnx(nca: NCA, path: Path, info: ModelInfo) -> Path:
                 do_constant_folding=True,
             )
         model = onnx.load(str(tmp))
+        pad_feature_channels(model)
         del model.metadata_props[:]
-        for key, value in metadata(nca, info).items():
+        for key, value in (meta if meta is not None else metadata(nca, info)).items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
         model.producer_name = "grown_train"

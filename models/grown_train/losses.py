@@ -4,8 +4,9 @@ A sound texture is described by statistics that do not depend on *where* in the
 loop something happens: second-order statistics of random temporal filters
 (Gram matrices), the envelope's autocorrelation (rhythm), the average spectrum
 (keeps pitch and timbre where the target has them) and, optionally, the full
-feature distributions (sliced optimal transport). A diversity term keeps
-different seeds from collapsing onto one circularly shifted copy.
+feature distributions (sliced optimal transport). A two-sided diversity term keeps
+different seeds from collapsing onto one circularly shifted copy, and from drifting
+further apart than two excerpts of the target do.
 
 All terms are computed per batch item, so the sample pool can rank items.
 Spectrograms are in the NCA's scaled domain ``s = (ln_mel - offset) / scale``.
@@ -27,7 +28,8 @@ class LossWeights:
     gram: float = 1.0
     #: Envelope autocorrelation over 0.2-2 s lags (rhythm, periodicity).
     acf: float = 1.0
-    #: Hinge keeping different seeds apart up to circular time shift.
+    #: Two-sided hinge on the shift-invariant distance between seeds: apart enough
+    #: not to collapse, but no further apart than excerpts of the target itself.
     diversity: float = 0.2
     #: L1 on the time-averaged spectrum (keeps energy in the target's bands).
     l1: float = 1.0
@@ -52,6 +54,15 @@ ACF_BANDS = 4
 ACF_MIN_S, ACF_MAX_S = 0.2, 2.0
 #: State values beyond this bound are penalised.
 OVERFLOW_BOUND = 3.0
+#: Seeds farther apart than this multiple of the target's median crop-to-crop distance are
+#: pulled together: without it, speckle noise that differs between seeds is nearly free (a
+#: Gram matrix hardly sees it) and the first shipped models grew seeds 4-25x more different
+#: than two excerpts of the recording.
+DIVERSITY_MAX = 2.0
+#: Softening of the log-ratio upper hinge, in the scaled domain: 0.01 nats^2 at spec_scale 4,
+#: the same epsilon as the evaluation's diversity error, so a steady tone is not asked for
+#: bit-identical seeds.
+DIVERSITY_EPS = 0.01 / 16
 
 
 def _roll_pad(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -108,6 +119,8 @@ class TextureLoss(torch.nn.Module):
             self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
             self.register_buffer("t_acf", _linear_acf(_envelopes(tgt)[0], self.lags))
             self.margin = _diversity_margin(tgt[0], frames)
+            # The margin is half the median crop distance; the ceiling is DIVERSITY_MAX medians.
+            self.ceiling = 2 * self.margin * DIVERSITY_MAX if t_len >= frames else None
 
     def _features(self, s: torch.Tensor, circular: bool) -> list[torch.Tensor]:
         """Spectrum itself plus ReLU responses of the random filters, each ``[B, K, T']``."""
@@ -140,7 +153,7 @@ class TextureLoss(torch.nn.Module):
         else:
             terms["acf"] = torch.zeros(s.shape[0])
         terms["l1"] = (s.mean(dim=-1) - self.t_mean).abs().mean(dim=-1)
-        terms["diversity"] = _diversity(s, self.margin)
+        terms["diversity"] = _diversity(s, self.margin, self.ceiling)
         if w.sot > 0:
             terms["sot"] = sum(_sliced_ot(f, tf) for f, tf in zip(feats, self.t_feats)) / len(feats)
         if state is not None and w.overflow > 0:
@@ -188,14 +201,23 @@ def _shift_distances(s: torch.Tensor) -> torch.Tensor:
     return (energy[:, None] + energy[None, :] - 2 * best).clamp_min(0) / (m * t)
 
 
-def _diversity(s: torch.Tensor, margin: float) -> torch.Tensor:
-    """Per-item hinge: penalise items closer than ``margin`` to another item (up to shift)."""
+def _diversity(s: torch.Tensor, margin: float, ceiling: float | None = None) -> torch.Tensor:
+    """Per-item two-sided hinge on the distance (up to shift) to every other item.
+
+    Closer than ``margin``: linear penalty (seeds must not collapse). Farther than
+    ``ceiling``: ``ln((d + eps) / (ceiling + eps))``, the log ratio the evaluation's
+    diversity error uses, so the pull is scale-free from a steady tone to birdsong.
+    """
     b = s.shape[0]
-    if b < 2 or margin <= 1e-6:
+    if b < 2 or (margin <= 1e-6 and ceiling is None):
         return torch.zeros(b)
     d = _shift_distances(s)
     off = ~torch.eye(b, dtype=torch.bool)
-    pen = torch.relu(margin - d) / margin
+    pen = torch.zeros_like(d)
+    if margin > 1e-6:
+        pen = pen + torch.relu(margin - d) / margin
+    if ceiling is not None:
+        pen = pen + torch.relu(torch.log((d + DIVERSITY_EPS) / (ceiling + DIVERSITY_EPS)))
     return (pen * off).sum(dim=1) / (b - 1)
 
 

@@ -83,6 +83,10 @@ class TrainConfig:
     license: str = "unknown"
     #: Ignore an existing checkpoint and start over.
     fresh: bool = False
+    #: When starting (not resuming), take the NCA weights from this checkpoint. The rule is
+    #: convolutional, so a model trained on a narrow grid can continue on a wider one (where
+    #: the rhythm term switches on) without paying again for learning the spectrum.
+    init_from: Path | None = None
     #: Recompute activations in the backward pass (less memory, ~30% slower).
     grad_checkpoint: bool = False
     #: Where the final target-vs-grown PNG goes (default: ``out`` with ``.png``).
@@ -166,6 +170,25 @@ def _damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
     x[-1, :, f0 : f0 + h, t0 : t0 + w] = torch.randn(c, h, w, generator=gen) * std
 
 
+def _init_weights(nca: NCA, path: Path) -> list[dict]:
+    """Load only the NCA weights of another run's checkpoint (any grid, pool or optimizer).
+
+    Returns the training stages those weights went through, so reports can state the
+    model's whole budget.
+    """
+    try:
+        ck = torch.load(path, weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointMismatch(f"--init-from {path}: no such checkpoint") from None
+    arch = ck.get("arch", {}) if isinstance(ck, dict) else {}
+    mine = {"channels": nca.cfg.channels, "hidden": nca.cfg.hidden, "perception": ",".join(parse_perception(nca.cfg.perception))}
+    theirs = {k: arch.get(k) for k in mine}
+    if ck.get("version") != CKPT_VERSION or theirs != mine:
+        raise CheckpointMismatch(f"--init-from {path}: made with {theirs}, this run needs {mine}")
+    nca.load_state_dict(ck["model"])
+    return [*ck.get("lineage", []), {"frames": arch.get("frames"), "iters": ck.get("iter")}]
+
+
 def _save_checkpoint(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -228,6 +251,8 @@ def train(cfg: TrainConfig) -> dict:
     next_seed += cfg.pool_size
     history: list[dict[str, float]] = []
     start = 0
+    #: Earlier stages this run's weights come from (``--init-from``): ``[{"frames", "iters"}, ...]``.
+    lineage: list[dict] = []
 
     if ckpt_path.exists() and not cfg.fresh:
         ck = torch.load(ckpt_path, weights_only=False)
@@ -239,10 +264,15 @@ def train(cfg: TrainConfig) -> dict:
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         pool, history, start, next_seed = ck["pool"], ck["history"], ck["iter"], ck["next_seed"]
+        lineage = ck.get("lineage", [])
         torch.set_rng_state(ck["torch_rng"])
         gen.set_state(ck["gen_rng"])
         if not cfg.quiet:
             print(f"resuming from {ckpt_path} at iteration {start}", file=sys.stderr)
+    elif cfg.init_from is not None:
+        lineage = _init_weights(nca, Path(cfg.init_from))
+        if not cfg.quiet:
+            print(f"starting from the weights in {cfg.init_from}", file=sys.stderr)
 
     def payload(it: int) -> dict:
         return {
@@ -256,6 +286,7 @@ def train(cfg: TrainConfig) -> dict:
             "history": history,
             "iter": it,
             "next_seed": next_seed,
+            "lineage": lineage,
             "torch_rng": torch.get_rng_state(),
             "gen_rng": gen.get_state(),
         }

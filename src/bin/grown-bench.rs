@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! grown-bench nca [--frames 256] [--seconds 4]
-//! grown-bench inverter --clip clip.wav --dir target/bench
+//! grown-bench inverter --clip clip.wav --dir target/bench [--iterations N]
 //! grown-bench bigvgan --model vocoder.onnx --dir target/bench [--frames 172] [--runs 2]
 //! grown-bench callback [--seconds 2]
 //! grown-bench regrow [--repeats 5]
@@ -115,7 +115,11 @@ fn run(args: &[String]) -> Result<Value> {
     let opts = Options::parse(args.get(1..).unwrap_or(&[]))?;
     match args.first().map(String::as_str) {
         Some("nca") => nca(opts.usize("frames", 256)?, opts.f64("seconds", 4.0)?),
-        Some("inverter") => inverter(&opts.path("clip")?, &opts.path("dir")?),
+        Some("inverter") => inverter(
+            &opts.path("clip")?,
+            &opts.path("dir")?,
+            opts.get("iterations").map(str::parse).transpose()?,
+        ),
         Some("bigvgan") => bigvgan(
             &opts.path("model")?,
             &opts.path("dir")?,
@@ -303,9 +307,14 @@ fn analyse_clip(clip: &Path, dir: &Path) -> Result<(MelConfig, Spectrogram, usiz
 
 /// Built-in inverter: real-time factor (median of 3 runs after a warm-up run
 /// that builds the FFT plans) and its audio for the Python side to score.
-fn inverter(clip: &Path, dir: &Path) -> Result<Value> {
+/// `iterations` overrides the product's Fast Griffin-Lim count (for sweeps;
+/// the report uses the product default).
+fn inverter(clip: &Path, dir: &Path, iterations: Option<usize>) -> Result<Value> {
     let (cfg, mel, clip_len) = analyse_clip(clip, dir)?;
-    let mut inv = Inverter::new(cfg.clone());
+    let mut inv = match iterations {
+        Some(n) => Inverter::with_iterations(cfg.clone(), n),
+        None => Inverter::new(cfg.clone()),
+    };
     let mut audio = Vec::new();
     inv.synthesize(&mel, &mut audio)?;
     let mut times = Vec::new();
@@ -517,6 +526,13 @@ impl Instance {
     /// One `process()` call of `n` samples; returns its duration and the
     /// heap operations the call made on this thread.
     fn process(&mut self, n: usize) -> (Duration, Option<u64>) {
+        let (took, _, ops) = self.process_cpu(n);
+        (took, ops)
+    }
+
+    /// [`process`](Self::process) that also returns the CPU time this thread
+    /// spent in the call (`None` where the platform has no thread clock).
+    fn process_cpu(&mut self, n: usize) -> (Duration, Option<Duration>, Option<u64>) {
         let (l, r) = (&mut self.left[..n], &mut self.right[..n]);
         let mut buffer = Buffer::default();
         // SAFETY: both slices live until `process` returns and have length `n`.
@@ -532,13 +548,17 @@ impl Instance {
             outputs: &mut [],
         };
         let ops0 = counting::ops();
+        let cpu0 = thread_cpu_time();
         let t0 = Instant::now();
         let _ = self.plugin.process(&mut buffer, &mut aux, &mut self.host);
         let took = t0.elapsed();
+        let cpu = thread_cpu_time()
+            .zip(cpu0)
+            .map(|(a, b)| a.saturating_sub(b));
         let ops = counting::ops().zip(ops0).map(|(a, b)| a - b);
         drop(buffer);
         self.host.clear();
-        (took, ops)
+        (took, cpu, ops)
     }
 
     fn peak(&self, n: usize) -> f32 {
@@ -565,6 +585,39 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// CPU time the calling thread has used. On a shared machine wall-clock
+/// windows include time the thread sat descheduled; this clock does not, so it
+/// shows the callback's own cost beside the wall-clock figure.
+#[cfg(target_os = "linux")]
+fn thread_cpu_time() -> Option<Duration> {
+    /// `struct timespec` on 64-bit Linux.
+    #[repr(C)]
+    struct Timespec {
+        /// Whole seconds.
+        tv_sec: i64,
+        /// Nanoseconds.
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    /// `CLOCK_THREAD_CPUTIME_ID` from `<time.h>`.
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only fills it.
+    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    (ok && cfg!(target_pointer_width = "64"))
+        .then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
 }
 
 /// Lowest and highest note of the benchmark chords: two octaves around the
@@ -609,21 +662,27 @@ fn callback(seconds: f64) -> Result<Value> {
             let windows = 10;
             let per_window = ((seconds * f64::from(SAMPLE_RATE)) as usize / block / windows).max(1);
             let mut ns_windows = Vec::with_capacity(windows);
+            let mut cpu_ns_windows = Vec::with_capacity(windows);
             let mut took = Duration::ZERO;
             let mut ops = Some(0u64);
             let mut worst = Duration::ZERO;
             let mut peak = 0.0f32;
             for _ in 0..windows {
                 let mut window = Duration::ZERO;
+                let mut window_cpu = Some(Duration::ZERO);
                 for _ in 0..per_window {
-                    let (d, o) = inst.process(block);
+                    let (d, c, o) = inst.process_cpu(block);
                     window += d;
+                    window_cpu = window_cpu.zip(c).map(|(a, b)| a + b);
                     worst = worst.max(d);
                     ops = ops.zip(o).map(|(a, b)| a + b);
                     peak = peak.max(inst.peak(block));
                 }
                 took += window;
                 ns_windows.push(window.as_secs_f64() * 1e9 / (per_window * block) as f64);
+                if let Some(c) = window_cpu {
+                    cpu_ns_windows.push(c.as_secs_f64() * 1e9 / (per_window * block) as f64);
+                }
             }
             if peak <= 1e-4 {
                 bail!("{voices} voices at block {block} rendered silence");
@@ -632,7 +691,10 @@ fn callback(seconds: f64) -> Result<Value> {
             let mean_ns = took.as_secs_f64() * 1e9 / (windows * per_window * block) as f64;
             let ns = median(&mut ns_windows);
             let fraction = ns * f64::from(SAMPLE_RATE) / 1e9;
+            let cpu_ns = (!cpu_ns_windows.is_empty()).then(|| median(&mut cpu_ns_windows));
             rows.push(json!({
+                "cpu_ns_per_sample": cpu_ns,
+                "cpu_fraction_of_realtime": cpu_ns.map(|n| n * f64::from(SAMPLE_RATE) / 1e9),
                 "voices": voices,
                 "block": block,
                 "ns_per_sample": ns,

@@ -3,6 +3,7 @@
 //! grown render [--model M] [--seed S] [--growth N] [--length SEC] [--root KEY]
 //!              [--sample-rate HZ] --notes "60@0.0+1.5,67@0.5+1.0" --out out.wav [--png out.png]
 //! grown info [model.onnx]
+//! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S]
 
 use grown::model::NcaModel;
 use grown::render::{self, RenderRequest};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: grown render [--model M.onnx] [--seed S] [--growth N] [--length SEC] \
-[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]";
+[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +29,7 @@ fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("render") => render_cmd(&parse_flags(&args[1..])?),
         Some("info") => info_cmd(args.get(1).map(PathBuf::from)),
+        Some("soak") => soak_cmd(&parse_flags(&args[1..])?),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -47,6 +49,8 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
         "notes",
         "out",
         "png",
+        "seconds",
+        "drift",
     ];
     let mut flags = HashMap::new();
     let mut it = args.iter();
@@ -118,7 +122,12 @@ fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
     let rendered = render::render(model, &req).map_err(|e| e.to_string())?;
     render::write_wav(&out, &rendered).map_err(|e| e.to_string())?;
     if let Some(png) = flags.get("png") {
-        render::write_png(Path::new(png), &rendered.spectrogram).map_err(|e| e.to_string())?;
+        match &rendered.stft_ms {
+            // Stereo models: the research's CMYK picture of the four channels.
+            Some(grid) => render::write_stft_ms_png(Path::new(png), grid),
+            None => render::write_png(Path::new(png), &rendered.spectrogram),
+        }
+        .map_err(|e| e.to_string())?;
     }
     let peak = rendered
         .left
@@ -147,11 +156,29 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
         "channels:        {} (spectrogram in channel {})",
         i.channels, i.spec_channel
     );
-    println!(
-        "mapping:         ln(mel) = {} * state + {}",
-        i.spec_scale, i.spec_offset
-    );
-    println!("mel:             {}", i.mel.to_json());
+    match &i.stft {
+        Some(cfg) => {
+            println!(
+                "mapping:         channels {}..{} = M re, M im, S re, S im; x = sign(v)·(exp({} * |v| + {}) − exp({}))",
+                i.spec_channel,
+                i.spec_channel + 3,
+                i.spec_scale,
+                i.spec_offset,
+                i.spec_offset
+            );
+            println!(
+                "stft:            n_fft {}, hop {}, {} bins, {} Hz (played by inverse STFT, no vocoder)",
+                cfg.n_fft, cfg.hop, cfg.bins, cfg.sample_rate
+            );
+        }
+        None => {
+            println!(
+                "mapping:         ln(mel) = {} * state + {}",
+                i.spec_scale, i.spec_offset
+            );
+            println!("mel:             {}", i.mel.to_json());
+        }
+    }
     println!("growth steps:    {}", i.growth_steps);
     println!("fire rate:       {}", i.fire_rate);
     println!("seed state:      normal(0, {}²)", i.seed_std);
@@ -169,4 +196,60 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
         Err(e) => println!("onnx runtime:    unavailable: {e}"),
     }
     Ok(())
+}
+
+/// Memory growth over the second half of a soak above which it counts as a leak.
+const SOAK_LEAK_KIB: i64 = 16 * 1024;
+
+fn soak_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
+    let defaults = grown::soak::SoakConfig::default();
+    let cfg = grown::soak::SoakConfig {
+        seconds: number(flags, "seconds", defaults.seconds)?,
+        drift: number(flags, "drift", defaults.drift)?,
+        seed: number(flags, "seed", defaults.seed)?,
+        ..defaults
+    };
+    if !(cfg.seconds > 0.0 && cfg.seconds <= 24.0 * 3600.0) {
+        return Err("--seconds must be in (0, 86400]".into());
+    }
+    if !(0.0..=64.0).contains(&cfg.drift) {
+        return Err("--drift must be between 0 and 64 steps/s".into());
+    }
+    let model = load_model(flags.get("model").map(PathBuf::from).as_deref())?;
+    println!(
+        "soak: {:.0} s of audio at {} Hz / {} samples, drift {} steps/s, seed {}",
+        cfg.seconds, cfg.sample_rate, cfg.block, cfg.drift, cfg.seed
+    );
+    let report = grown::soak::run(model, &cfg, |line| println!("  {line}"))?;
+    println!("{}", report.summary());
+    let mut failures = Vec::new();
+    if report.non_finite > 0 {
+        failures.push(format!("{} non-finite output samples", report.non_finite));
+    }
+    if report.peak > 1.0 {
+        failures.push(format!("output peak {} above full scale", report.peak));
+    }
+    if cfg.drift > 0.0 && report.min_flux().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        failures.push("the sound stopped evolving (spectral flux 0)".into());
+    }
+    // CPU time, not wall time: on a loaded machine the OS preempts any thread,
+    // which says nothing about the plugin (wall figures are printed above).
+    if report.cpu_p999_us > report.deadline_us {
+        failures.push(format!(
+            "99.9th-percentile callback CPU time {:.1} us exceeds the {:.1} us deadline",
+            report.cpu_p999_us, report.deadline_us
+        ));
+    }
+    let leak = report.rss_growth_second_half_kib();
+    if leak > SOAK_LEAK_KIB {
+        failures.push(format!(
+            "memory grew {leak} KiB over the second half (limit {SOAK_LEAK_KIB})"
+        ));
+    }
+    if failures.is_empty() {
+        println!("soak passed");
+        Ok(())
+    } else {
+        Err(format!("soak failed: {}", failures.join("; ")))
+    }
 }

@@ -199,13 +199,18 @@ impl State {
     }
 
     pub fn load(&self, plugin: &PluginMainThreadHandle, bytes: &[u8]) {
+        assert!(self.try_load(plugin, bytes), "clap.state load failed");
+    }
+
+    /// Loads a state and returns whether the plugin accepted it (false for
+    /// the corrupt states the abuse tests feed it).
+    pub fn try_load(&self, plugin: &PluginMainThreadHandle, bytes: &[u8]) -> bool {
         let raw = plugin.as_shared().use_extension(&self.0);
         let load = raw.load.expect("clap.state lacks load");
         let mut reader = bytes;
         let mut stream = InputStream::from_reader(&mut reader);
         let stream_ptr = std::ptr::from_mut(stream.as_raw_mut()).cast::<c_void>();
         // SAFETY: main thread, valid instance; the stream lives until the call returns.
-        let ok = unsafe { load(plugin.as_raw_ptr().cast(), stream_ptr) };
-        assert!(ok, "clap.state load failed");
+        unsafe { load(plugin.as_raw_ptr().cast(), stream_ptr) }
     }
 }

@@ -328,6 +328,15 @@ impl Plugin {
         self.service_main_thread();
     }
 
+    /// Offers a state and reports whether the plugin accepted it.
+    #[allow(dead_code)] // used by the abuse tests only
+    pub fn try_load_state(&mut self, bytes: &[u8]) -> bool {
+        let handle = self.instance.plugin_handle();
+        let ok = self.state.try_load(&handle, bytes);
+        self.service_main_thread();
+        ok
+    }
+
     /// Runs main-thread callbacks the plugin asked for.
     pub fn service_main_thread(&mut self) {
         let requested = self
