@@ -176,11 +176,13 @@ def brush_stroke(env: dict[str, str], w: int, y: int) -> None:
     def xdo(*a: str) -> None:
         subprocess.run(["xdotool", *a], env=env, check=True, timeout=10)
 
-    xdo("mousemove", str(int(0.25 * w)), str(y), "mousedown", "1")
+    # One xdotool process for the whole drag: spawning one per move made the
+    # drag last about a second, long enough for a fast engine to regrow the
+    # wound before the first frame could show it.
+    drag = ["mousemove", str(int(0.25 * w)), str(y), "mousedown", "1"]
     for i in range(1, 21):
-        xdo("mousemove", str(int((0.25 + 0.4 * i / 20) * w)), str(y))
-        time.sleep(0.03)
-    xdo("mouseup", "1")
+        drag += ["sleep", "0.01", "mousemove", str(int((0.25 + 0.4 * i / 20) * w)), str(y)]
+    xdo(*drag, "mouseup", "1")
     # Move away so the brush outline is not in the picture.
     xdo("mousemove", str(w - 5), str(int(0.95 * SCREEN[1])))
 
@@ -271,9 +273,15 @@ def shoot(args: argparse.Namespace, use_jack: bool) -> int:
                 y = int(0.22 * h)
                 before = band_std(rows, w, h, y)
                 brush_stroke(env, w, y)
-                time.sleep(0.3)
-                rows = read_xwd(fb)[2]
-                after = band_std(rows, w, h, y)
+                # The engine drains dabs between steps; it may be busy vocoding a
+                # generation first (seconds in a debug build on a loaded machine),
+                # and a passing playhead adds texture to single frames: watch a while
+                # and keep the flattest frame.
+                after = float("inf")
+                deadline = time.monotonic() + 8.0
+                while time.monotonic() < deadline and not after < 0.6 * before:
+                    time.sleep(0.02)
+                    after = min(after, band_std(read_xwd(fb)[2], w, h, y))
                 print(f"brush stroke: texture in the band {before:.1f} -> {after:.1f} (luminance std)")
                 if not after < 0.6 * before:
                     print("dragging on the spectrogram did not erase it", file=sys.stderr)
