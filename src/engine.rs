@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 
 use crate::mel::{MelConfig, Spectrogram};
 use crate::model::{ModelError, NcaModel};
-use crate::nca::{Nca, NcaCheckpoint};
+use crate::nca::{Nca, NcaCheckpoint, StateEnvelope};
 use crate::queue::{Generation, GenerationProducer};
 use crate::rng;
 use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
@@ -37,6 +37,12 @@ pub const CHECKPOINT_EVERY: u32 = 16;
 /// (the earliest ones, which cover the growth range users scrub through, are
 /// kept); scrubbing further back then re-grows from the last one available.
 pub const CHECKPOINT_BUDGET_BYTES: usize = 192 << 20;
+
+/// Soft band kept around the state's range at the model's recommended growth
+/// step, as a fraction of each channel's span: steps past that point (Drift,
+/// or a Growth beyond what the model was trained for) may wander this far
+/// outside the trained range and no further (see [`Grower`]).
+pub const DRIFT_MARGIN: f32 = 0.1;
 
 /// Shortest and longest sound the engine grows, in frames.
 pub const MIN_FRAMES: usize = 8;
@@ -75,6 +81,13 @@ struct TrajectoryKey {
 /// grown before, because every step is a pure function of the previous state
 /// and `(seed, step index)`. The one exception is [`Grower::damage`], which
 /// deliberately branches the trajectory (see there).
+///
+/// Staying in range: up to the model's recommended growth (`grown.growth_steps`,
+/// what it was trained for) the steps are the plain NCA's. The state reached
+/// there is recorded per channel, and every later step — Drift, regrowth, or a
+/// Growth set beyond it — is confined to that range plus [`DRIFT_MARGIN`]
+/// (soft, so the sound keeps moving inside it; see [`Nca::confine`]). That is
+/// still a pure function of the state, so determinism holds.
 pub struct Grower {
     /// The automaton being grown.
     nca: Nca,
@@ -89,6 +102,16 @@ pub struct Grower {
     checkpoint_bytes: usize,
     /// The spectrogram returned by [`Grower::grow`], kept to reuse its memory.
     spec: Spectrogram,
+    /// The state's range at the model's recommended growth step on this
+    /// trajectory. Models are trained for that many steps; stepped thousands
+    /// of times more (an hour of Drift) their state ran away to extreme
+    /// log-mel values and the sound decayed into limiter-bound noise, so
+    /// every later step is confined to it ([`Nca::confine`]). `Some` exactly
+    /// while the state is at or past that step.
+    envelope: Option<StateEnvelope>,
+    /// Whether later steps are confined; off only to reproduce the unbounded
+    /// runaway (`grown soak --bound off`, tests).
+    bounded: bool,
 }
 
 impl Grower {
@@ -101,6 +124,31 @@ impl Grower {
             checkpoints: BTreeMap::new(),
             checkpoint_bytes: 0,
             spec: Spectrogram::default(),
+            envelope: None,
+            bounded: true,
+        }
+    }
+
+    /// Switches the confinement of steps past the model's recommended growth
+    /// off (or back on), to measure what it prevents. Restarts the trajectory.
+    pub fn set_bounded(&mut self, bounded: bool) {
+        self.bounded = bounded;
+        self.key = None;
+    }
+
+    /// The step from which later steps are confined: the model's recommended growth.
+    fn confine_from(&self) -> u32 {
+        self.nca.info().growth_steps.max(1)
+    }
+
+    /// Keeps the envelope in step with a state that was just reset or
+    /// restored: before the recording step there is none (it is recorded on
+    /// the way, from the state the trajectory reaches there); at or past it
+    /// the envelope recorded on the way up still holds, because a state past
+    /// it can only be restored from above it.
+    fn envelope_after_jump(&mut self) {
+        if self.nca.steps() < self.confine_from() {
+            self.envelope = None;
         }
     }
 
@@ -151,6 +199,7 @@ impl Grower {
             self.checkpoints.clear();
             self.checkpoint_bytes = 0;
             self.nca.reset(u64::from(seed), key.frames);
+            self.envelope = None;
         }
         self.target = growth;
         if growth < self.nca.steps() {
@@ -158,6 +207,7 @@ impl Grower {
                 Some((_, c)) => self.nca.restore(c),
                 None => self.nca.reset(u64::from(seed), key.frames),
             }
+            self.envelope_after_jump();
         }
     }
 
@@ -169,13 +219,29 @@ impl Grower {
         };
         let fire = f32::from_bits(key.fire_rate);
         let mutation = f32::from_bits(key.mutation);
+        let confine_from = self.confine_from();
         let mut applied = 0;
         while applied < max_steps && self.nca.steps() < self.target {
             let before = self.nca.steps();
-            let want = (self.target - before).min(max_steps - applied);
+            let mut want = (self.target - before).min(max_steps - applied);
+            // Stop exactly at the recording step, and confine after every
+            // single step past it (an unrolled call would skip confinement
+            // between its steps, and the result would depend on batching).
+            if before < confine_from {
+                want = want.min(confine_from - before);
+            } else if self.bounded {
+                want = 1;
+            }
             let n = self.nca.step_n(want, fire, mutation)?;
             applied += n.max(1);
             let now = self.nca.steps();
+            if now == confine_from {
+                self.envelope = Some(self.nca.envelope(DRIFT_MARGIN));
+            } else if now > confine_from && self.bounded {
+                if let Some(env) = &self.envelope {
+                    self.nca.confine(env);
+                }
+            }
             if now / CHECKPOINT_EVERY > before / CHECKPOINT_EVERY {
                 self.store_checkpoint();
             }
@@ -877,7 +943,10 @@ impl Worker {
     /// differs from the model's.
     fn load_vocoder(&mut self, path: Option<&Path>) {
         let Some(path) = path else {
-            if self.bigvgan.take().is_some() {
+            // Unloading also retires a refusal: the file it was about is gone.
+            let refused = self.error_source == Some(ErrorSource::VocoderFile);
+            self.clear_error(ErrorSource::VocoderFile);
+            if self.bigvgan.take().is_some() || refused {
                 self.dirty = true;
             }
             return;
@@ -1207,10 +1276,14 @@ impl Worker {
                     .store(self.generation, Ordering::Release);
                 self.vocoded_step = Some(step);
                 if want_bigvgan && self.bigvgan.is_none() {
-                    self.set_error(
-                        ErrorSource::Vocoding,
-                        "BigVGAN is selected but no vocoder file is loaded; using the built-in vocoder",
-                    );
+                    // A refused or unreadable vocoder file already says why
+                    // there is none, more usefully than this would.
+                    if self.error_source != Some(ErrorSource::VocoderFile) {
+                        self.set_error(
+                            ErrorSource::Vocoding,
+                            "BigVGAN is selected but no vocoder file is loaded; using the built-in vocoder",
+                        );
+                    }
                 } else {
                     self.clear_error(ErrorSource::Vocoding);
                 }
@@ -1394,6 +1467,125 @@ mod tests {
         // ...and scrubbing back before it undoes it.
         let before = bits(g.grow(2, 30, 16, 0.5, 0.0).unwrap());
         assert_eq!(before, bits(grower().grow(2, 30, 16, 0.5, 0.0).unwrap()));
+    }
+
+    /// The largest distance of any state value outside `env`'s bounds.
+    fn excess(nca: &Nca, env: &StateEnvelope) -> f32 {
+        let cells = nca.state().len() / env.channels();
+        nca.state()
+            .chunks_exact(cells)
+            .enumerate()
+            .flat_map(|(ch, plane)| {
+                let (lo, hi) = env.bounds(ch);
+                plane.iter().map(move |v| (lo - v).max(v - hi).max(0.0))
+            })
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn drift_past_the_trained_growth_stays_in_range_and_keeps_changing() {
+        let (seed, frames, mutation) = (5, 16, 0.02);
+        let trained = grower().nca().info().growth_steps;
+        let far = trained + 600;
+        let mut bounded = grower();
+        bounded.grow(seed, trained, frames, 0.5, mutation).unwrap();
+        let env = bounded.nca().envelope(DRIFT_MARGIN);
+        // Unconfined, this model runs away (so this test can fail)...
+        let mut free = grower();
+        free.set_bounded(false);
+        free.grow(seed, far, frames, 0.5, mutation).unwrap();
+        let runaway = excess(free.nca(), &env);
+        assert!(
+            runaway > 10.0,
+            "the test model no longer runs away: {runaway}"
+        );
+        // ...confined, it stays in the trained range and keeps changing (the
+        // floor is applied in state units: allow the mapping's rounding).
+        let floor = crate::mel::LOG_FLOOR.ln() - 1e-4;
+        let mut previous = bits(bounded.spectrogram());
+        for target in (trained + 10..=far).step_by(10) {
+            let spec = bounded.grow(seed, target, frames, 0.5, mutation).unwrap();
+            assert!(
+                spec.data.iter().all(|v| *v >= floor),
+                "below ln(1e-5) at {target}"
+            );
+            let now = bits(spec);
+            assert_ne!(now, previous, "the sound froze at step {target}");
+            previous = now;
+            let e = excess(bounded.nca(), &env);
+            assert!(e < 1e-5, "left the trained range by {e} at step {target}");
+        }
+        // The first `trained` steps are the plain NCA's, bit for bit...
+        for target in [1, trained - 1, trained] {
+            let plain = bits(free.grow(seed, target, frames, 0.5, mutation).unwrap());
+            let kept = bits(bounded.grow(seed, target, frames, 0.5, mutation).unwrap());
+            assert_eq!(plain, kept, "step {target}");
+        }
+        // ...and confinement is deterministic, however the steps are reached.
+        let direct = bits(grower().grow(seed, far, frames, 0.5, mutation).unwrap());
+        let scrubbed = bits(bounded.grow(seed, far, frames, 0.5, mutation).unwrap());
+        assert_eq!(direct, scrubbed);
+        assert_eq!(previous, direct);
+    }
+
+    /// A project whose vocoder file is refused but which still selects
+    /// BigVGAN must keep showing the refusal, not a generic "no vocoder file".
+    #[test]
+    fn a_refused_vocoder_stays_the_status_while_bigvgan_is_selected() {
+        let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/testdata/tiny_vocoder.onnx");
+        let mut bytes = std::fs::read(tiny).unwrap();
+        // Same-length edit of the metadata JSON: fmax 8000 → 7000.
+        let needle = b"\"fmax\":8000.0";
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        bytes[at + 7] = b'7';
+        let path = std::env::temp_dir().join(format!("grown-refused-{}.onnx", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+
+        let controls = Arc::new(EngineControls::default());
+        controls.growth.store(4, Ordering::Relaxed);
+        controls.length_s.store(0.2, Ordering::Relaxed);
+        controls.vocoder.store(1, Ordering::Relaxed);
+        let status = Arc::new(EngineStatus::default());
+        let (producer, mut consumer) = crate::queue::generation_queue(4, 22050);
+        let (input, _output) = triple_buffer::triple_buffer(&Spectrogram::default());
+        let engine = Engine::spawn(controls.clone(), status.clone(), producer, input, None);
+        let commands = engine.commands();
+        commands
+            .send(EngineCommand::LoadVocoder(Some(path.clone())))
+            .unwrap();
+        let wait_for = |id: u64, consumer: &mut crate::queue::GenerationConsumer| {
+            let start = Instant::now();
+            while status.generation.load(Ordering::Acquire) < id {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "no generation {id}"
+                );
+                while let Some(g) = consumer.receive() {
+                    consumer.recycle(g);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        // Two generations played with the built-in vocoder: the status
+        // was written after each.
+        wait_for(1, &mut consumer);
+        controls.seed.store(2, Ordering::Relaxed);
+        wait_for(2, &mut consumer);
+        let shown = status.error.lock().clone();
+        assert!(
+            shown.contains("refused vocoder") && shown.contains("fmax 8000 vs 7000"),
+            "{shown:?}"
+        );
+        // Unloading the file retires the refusal; the choice is still explained.
+        commands.send(EngineCommand::LoadVocoder(None)).unwrap();
+        wait_for(3, &mut consumer);
+        let shown = status.error.lock().clone();
+        assert!(shown.contains("no vocoder file is loaded"), "{shown:?}");
+        drop(engine);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

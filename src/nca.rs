@@ -29,6 +29,39 @@ pub struct NcaCheckpoint {
     pub state: Vec<f32>,
 }
 
+/// Per-channel range of a state, and the soft bound [`Nca::confine`] keeps a
+/// state inside. Taken from the state at the model's recommended growth step
+/// (the range it was trained to produce), so a sound that keeps stepping far
+/// past that point stays a sound the model knows instead of running away.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateEnvelope {
+    /// Per channel: values at or above this are left alone from below.
+    lo: Vec<f32>,
+    /// Per channel: values at or below this are left alone from above.
+    hi: Vec<f32>,
+    /// Per channel: width of the soft band outside `lo..=hi`; values beyond an
+    /// edge are compressed into it (monotonically, so neighbouring cells stay
+    /// distinct and the sound keeps moving) and can never leave it.
+    knee: Vec<f32>,
+}
+
+impl StateEnvelope {
+    /// Narrowest soft band, for a channel whose recorded range is (nearly)
+    /// a single value: it keeps the tanh argument finite.
+    const MIN_KNEE: f32 = 1e-3;
+
+    /// The outermost values channel `ch` can take after confinement
+    /// (before the visible channel's contract floor).
+    pub fn bounds(&self, ch: usize) -> (f32, f32) {
+        (self.lo[ch] - self.knee[ch], self.hi[ch] + self.knee[ch])
+    }
+
+    /// Number of channels covered.
+    pub fn channels(&self) -> usize {
+        self.lo.len()
+    }
+}
+
 /// A running NCA: the model plus its state and reusable buffers.
 pub struct Nca {
     /// The model; owns the ONNX Runtime session.
@@ -260,6 +293,76 @@ impl Nca {
         Ok(())
     }
 
+    /// The per-channel range of the current state, with soft bands of
+    /// `margin` times each channel's span (at least [`StateEnvelope`]'s
+    /// minimum) beyond it.
+    pub fn envelope(&self, margin: f32) -> StateEnvelope {
+        let cells = self.cells().max(1);
+        let channels = self.model.info.channels;
+        let mut env = StateEnvelope {
+            lo: Vec::with_capacity(channels),
+            hi: Vec::with_capacity(channels),
+            knee: Vec::with_capacity(channels),
+        };
+        for plane in self.state.chunks_exact(cells) {
+            let (lo, hi) = plane
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            // Only finite states are ever stored (run_model refuses others),
+            // but an empty plane would leave the fold's infinities.
+            let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
+            env.lo.push(lo);
+            env.hi.push(hi);
+            env.knee
+                .push((margin.max(0.0) * (hi - lo)).max(StateEnvelope::MIN_KNEE));
+        }
+        env
+    }
+
+    /// Keeps the state inside `env`: each value outside its channel's
+    /// `lo..=hi` is compressed into the soft band beyond that edge
+    /// (`edge ± knee · tanh(excess / knee)`: continuous, monotonic, never
+    /// past `edge ± knee`); values inside are untouched. For mel models the
+    /// visible channel is also held at or above the contract's floor,
+    /// `ln(1e-5)` (no analysed sound is quieter). A pure function of the
+    /// state, so confined trajectories stay deterministic. Returns how many
+    /// values were changed.
+    pub fn confine(&mut self, env: &StateEnvelope) -> usize {
+        let cells = self.cells();
+        let info = &self.model.info;
+        if env.channels() != info.channels || cells == 0 {
+            return 0;
+        }
+        // The visible channel's floor in state units (scale is non-zero by contract).
+        let floor = (info.stft.is_none()).then(|| {
+            let f = (crate::mel::LOG_FLOOR.ln() - info.spec_offset) / info.spec_scale;
+            (info.spec_channel, f, info.spec_scale > 0.0)
+        });
+        let mut changed = 0;
+        for (ch, plane) in self.state.chunks_exact_mut(cells).enumerate() {
+            let (lo, hi, k) = (env.lo[ch], env.hi[ch], env.knee[ch]);
+            let floor = floor.filter(|f| f.0 == ch);
+            for v in plane.iter_mut() {
+                let mut x = *v;
+                if x > hi {
+                    x = hi + k * ((x - hi) / k).tanh();
+                } else if x < lo {
+                    x = lo - k * ((lo - x) / k).tanh();
+                }
+                if let Some((_, f, below)) = floor {
+                    x = if below { x.max(f) } else { x.min(f) };
+                }
+                if x.to_bits() != v.to_bits() {
+                    *v = x;
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
     /// Writes the visible channel as a natural-log mel spectrogram
     /// (`scale * state + offset`). Allocates only when the size grows.
     pub fn spectrogram_into(&self, out: &mut Spectrogram) {
@@ -475,6 +578,39 @@ pub(crate) mod tests {
         assert_eq!(k3.state(), k1.state());
         // With mutation, one step per call so the noise stays per step.
         assert_eq!(k3.step_n(3, 0.5, 0.1).unwrap(), 1);
+    }
+
+    #[test]
+    fn confine_compresses_only_outliers_and_keeps_the_floor() {
+        let mut n = test_nca(Rule::Conv);
+        n.reset(6, 16);
+        let env = n.envelope(0.1);
+        let inside = n.state().to_vec();
+        assert_eq!(
+            n.confine(&env),
+            0,
+            "a state inside its own envelope changed"
+        );
+        assert_eq!(n.state(), &inside[..]);
+        // Push channel 1 out both ways, from just past its bounds to far
+        // beyond: bounded, order kept, nearby outliers still distinct.
+        let cells = 8 * 16;
+        let (lo, hi) = env.bounds(1);
+        let reach = 2.0 * (hi - lo);
+        for (i, v) in n.state[cells..2 * cells].iter_mut().enumerate() {
+            *v = (i as f32 / cells as f32 - 0.5) * reach * 2.0;
+        }
+        n.confine(&env);
+        let plane = &n.state()[cells..2 * cells];
+        assert!(plane.iter().all(|v| (lo..=hi).contains(v)), "{plane:?}");
+        assert!(plane.windows(2).all(|w| w[0] <= w[1]), "order lost");
+        let distinct = plane.windows(2).filter(|w| w[0] < w[1]).count();
+        assert!(distinct > cells / 20, "outliers flattened: {plane:?}");
+        // The visible channel never goes below ln(1e-5) (scale 4, offset -5).
+        n.state[..cells].fill(-100.0);
+        n.confine(&env);
+        let floor = (crate::mel::LOG_FLOOR.ln() + 5.0) / 4.0;
+        assert!(n.state()[..cells].iter().all(|v| *v >= floor));
     }
 
     #[test]

@@ -911,4 +911,25 @@ mod tests {
         let out = run_child(&f, "could not load ONNX Runtime from");
         assert!(out.contains("libonnxruntime.so.1.31.1"), "{out}");
     }
+
+    /// A real ONNX Runtime that is too old (1.20.1, installed by `cargo xtask
+    /// fetch-ort --test-fixtures`) is refused with the version it has, the one
+    /// needed and how to fix it, instead of failing later on a missing API.
+    #[test]
+    fn old_runtime_is_a_version_error() {
+        let target = std::env::current_exe()
+            .unwrap()
+            .ancestors()
+            .nth(3)
+            .expect("test binary outside a cargo target directory")
+            .to_path_buf();
+        let old = target.join("onnxruntime-old/libonnxruntime.so.1.20.1");
+        assert!(
+            old.is_file(),
+            "{} is missing: run `cargo xtask fetch-ort --test-fixtures`",
+            old.display()
+        );
+        let out = run_child(&old, "is version 1.20.1, but Grown needs 1.31 or newer");
+        assert!(out.contains("cargo xtask fetch-ort"), "{out}");
+    }
 }

@@ -9,6 +9,10 @@
 //! * resident memory, sampled through the run (flat after warm-up, or a leak);
 //! * spectral flux between consecutive generations of the grown spectrogram
 //!   (the sound must keep evolving: flux never collapses to zero);
+//! * how far the grown spectrogram strays outside the range the model produces
+//!   at its recommended growth step (the engine confines drift to it, within
+//!   [`crate::engine::DRIFT_MARGIN`] of each channel's span; before that fix an
+//!   hour of drift ran away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
 use crate::engine::Grower;
@@ -21,6 +25,10 @@ use crate::vocoder::inverter::Inverter;
 use crate::vocoder::Vocoder;
 use crate::voice::{SoftLimiter, VoiceSettings, Voices};
 use std::time::Instant;
+
+/// How far (ln-mel) a generation may stray outside the allowed range before
+/// the soak fails: float rounding only, since the engine's bound is exact.
+pub const EXCURSION_TOLERANCE: f32 = 1e-3;
 
 /// RNG stream of the simulated player (separate from every NCA stream).
 const PLAYER_STREAM: u64 = 0x504c_4159;
@@ -50,6 +58,9 @@ pub struct SoakConfig {
     pub length_s: f32,
     /// Seconds of audio between memory samples.
     pub rss_every_s: f64,
+    /// Whether the engine confines drift to the trained range (off only to
+    /// reproduce the runaway it prevents: `grown soak --bound off`).
+    pub bounded: bool,
 }
 
 impl Default for SoakConfig {
@@ -65,6 +76,7 @@ impl Default for SoakConfig {
             growth: 96,
             length_s: 3.0,
             rss_every_s: 60.0,
+            bounded: true,
         }
     }
 }
@@ -102,6 +114,18 @@ pub struct SoakReport {
     pub steps: u32,
     /// Spectral flux between consecutive generations (mean |Δ ln mel|).
     pub flux: Vec<f64>,
+    /// The visible channel's ln-mel range at the model's recommended growth
+    /// step (seed and length of the soak): what the model was trained to grow.
+    pub trained_range: (f32, f32),
+    /// What the generations may span: `trained_range` widened by
+    /// [`crate::engine::DRIFT_MARGIN`] of its width on each side, and never
+    /// below the contract's floor `ln(1e-5)`.
+    pub allowed_range: (f32, f32),
+    /// Lowest and highest ln-mel value of any generation.
+    pub visible_range: (f32, f32),
+    /// Largest distance (ln-mel) of any generation's value outside
+    /// `allowed_range`; 0 when every generation stayed inside.
+    pub excursion: f32,
     /// Resident memory in KiB at (audio seconds, KiB) points.
     pub rss_kib: Vec<(f64, u64)>,
     /// Output samples that were NaN or infinite.
@@ -116,6 +140,16 @@ impl SoakReport {
     /// Smallest flux between consecutive generations (0 would mean the sound froze).
     pub fn min_flux(&self) -> f64 {
         self.flux.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// The `q`-quantile (0..=1) of the flux between generations (0 if none).
+    pub fn flux_quantile(&self, q: f64) -> f64 {
+        let mut sorted = self.flux.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => 0.0,
+            n => sorted[((q.clamp(0.0, 1.0) * (n - 1) as f64).round()) as usize],
+        }
     }
 
     /// Memory growth over the second half of the run, in KiB (negative if it shrank).
@@ -153,7 +187,8 @@ impl SoakReport {
              wall time:    worst {:.1} us, p99.9 {:.1} us; {} over the deadline (includes preemption)\n\
              output:       peak {:.3}, {} non-finite samples, {} notes played\n\
              growth:       {} NCA steps, {} generations\n\
-             flux:         min {:.3e}, mean {:.3e} (mean |delta ln mel| between generations)\n\
+             flux:         min {:.3e}, median {:.3e}, mean {:.3e}, p99 {:.3e}, max {:.3e} (mean |delta ln mel| between generations)\n\
+             range:        ln mel {:.2}..{:.2} over all generations; trained {:.2}..{:.2}, allowed {:.2}..{:.2}; excursion {:.3}\n\
              memory:       first {} KiB, peak {} KiB, last {} KiB; second half {:+} KiB",
             self.audio_s,
             self.wall_s,
@@ -173,7 +208,17 @@ impl SoakReport {
             self.steps,
             self.generations,
             if flux_min.is_finite() { flux_min } else { 0.0 },
+            self.flux_quantile(0.5),
             flux_mean,
+            self.flux_quantile(0.99),
+            self.flux_quantile(1.0),
+            self.visible_range.0,
+            self.visible_range.1,
+            self.trained_range.0,
+            self.trained_range.1,
+            self.allowed_range.0,
+            self.allowed_range.1,
+            self.excursion,
             self.rss_kib.first().map_or(0, |s| s.1),
             self.rss_peak_kib(),
             self.rss_kib.last().map_or(0, |s| s.1),
@@ -256,6 +301,15 @@ fn flux(a: &Spectrogram, b: &Spectrogram) -> f64 {
     sum / a.data.len() as f64
 }
 
+/// Lowest and highest value of a spectrogram.
+fn value_range(s: &Spectrogram) -> (f32, f32) {
+    s.data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        })
+}
+
 /// A pending note-off of the simulated player.
 #[derive(Clone, Copy)]
 struct Held {
@@ -275,7 +329,14 @@ pub fn run(
     let mel = model.info.mel.clone();
     let fire_rate = model.info.fire_rate;
     let frames = crate::engine::frames_for(cfg.length_s, &mel);
+    let trained = model.info.growth_steps;
+    let floor = if model.info.stft.is_none() {
+        crate::mel::LOG_FLOOR.ln()
+    } else {
+        f32::NEG_INFINITY
+    };
     let mut grower = Grower::new(Nca::new(model));
+    grower.set_bounded(cfg.bounded);
     let mut inverter = Inverter::new(mel.clone());
     let capacity = crate::GENERATION_CAPACITY;
     let (mut producer, mut consumer) = queue::generation_queue(crate::GENERATION_POOL, capacity);
@@ -298,8 +359,21 @@ pub fn run(
     let block = cfg.block.max(1);
     let sr = f64::from(cfg.sample_rate);
     let total_samples = (cfg.seconds * sr).round() as u64;
+    // The range the model grows at its recommended step, on this very
+    // trajectory (growing on from here is the same as growing from the seed).
+    let trained_range = grower
+        .grow(cfg.seed, trained, frames, fire_rate, cfg.mutation)
+        .map(value_range)
+        .map_err(|e| format!("growth failed at step {trained}: {e}"))?;
+    let margin = crate::engine::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
     let mut report = SoakReport {
         deadline_us: block as f64 / sr * 1e6,
+        trained_range,
+        allowed_range: (
+            (trained_range.0 - margin).max(floor),
+            trained_range.1 + margin,
+        ),
+        visible_range: (f32::INFINITY, f32::NEG_INFINITY),
         ..SoakReport::default()
     };
     // Callback times in whole microseconds; the last bucket collects the rest.
@@ -326,6 +400,13 @@ pub fn run(
                 .grow(cfg.seed, target, frames, fire_rate, cfg.mutation)
                 .map_err(|e| format!("growth failed at step {target}: {e}"))?;
             let spec = grower.spectrogram().clone();
+            let (lo, hi) = value_range(&spec);
+            let allowed = report.allowed_range;
+            report.visible_range = (
+                report.visible_range.0.min(lo),
+                report.visible_range.1.max(hi),
+            );
+            report.excursion = report.excursion.max(allowed.0 - lo).max(hi - allowed.1);
             if let Some(prev) = &previous {
                 report.flux.push(flux(prev, &spec));
             }

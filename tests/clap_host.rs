@@ -16,15 +16,18 @@
 
 #[path = "clap_host/analysis.rs"]
 mod analysis;
+#[allow(dead_code)]
+#[path = "clap_host/common.rs"]
+mod common;
 #[path = "clap_host/ext.rs"]
 mod ext;
 #[path = "clap_host/host.rs"]
 mod host;
 
 use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
+use common::serial;
 use host::{Blocks, Ev, Library, Plugin, Stereo};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long the engine may take to load ONNX Runtime and grow its first sound.
@@ -35,32 +38,10 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const AUDIBLE: f32 = 1e-3;
 const ROOT: u8 = 60;
 
-/// One scenario at a time: every instance runs its own engine thread, and parallel
-/// engines on a 2-core machine would turn the timing checks into noise.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Cargo's target directory: test binaries live in `<target>/<profile>/deps/`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary outside a cargo target directory")
-        .to_path_buf()
-}
-
+/// The bundle ([`common::bundle_path`]), with a warning when it is older than
+/// the sources.
 fn bundle_path() -> PathBuf {
-    let path = std::env::var_os("GROWN_CLAP_BUNDLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("bundled").join("Grown.clap"));
-    assert!(
-        path.is_file(),
-        "\n\n*** {} is missing: build it with `cargo xtask bundle grown --release` \
-         before `cargo test` (the CLAP host tests load the real bundle) ***\n",
-        path.display()
-    );
+    let path = common::bundle_path();
     warn_if_stale(&path);
     path
 }
@@ -576,20 +557,8 @@ fn debug_build_never_allocates_on_the_audio_thread() {
         return;
     }
     let _serial = serial();
-    let library = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libgrown.so");
-    assert!(library.is_file(), "{} is missing", library.display());
-    let ort = target_dir()
-        .join("onnxruntime")
-        .join("libonnxruntime.so.1.31.1");
-    assert!(
-        ort.is_file(),
-        "{} is missing: run `cargo xtask fetch-ort`",
-        ort.display()
-    );
+    let library = common::debug_library();
+    let ort = common::ort_library();
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

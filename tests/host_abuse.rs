@@ -20,15 +20,18 @@
 #[path = "clap_host/analysis.rs"]
 mod analysis;
 #[allow(dead_code)]
+#[path = "clap_host/common.rs"]
+mod common;
+#[allow(dead_code)]
 #[path = "clap_host/ext.rs"]
 mod ext;
 #[allow(dead_code)]
 #[path = "clap_host/host.rs"]
 mod host;
 
+use common::{bundle_path, debug_library, ort_library, serial};
 use host::{Blocks, Ev, Library, Plugin, Stereo};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long the engine may take to load ONNX Runtime and grow its first sound.
@@ -46,66 +49,12 @@ const CHILD: &str = "GROWN_ABUSE_CHILD";
 /// (Float parameters travel normalized through `clap.params`, integers plain.)
 const QUICK: &[(&str, f64)] = &[("Growth", 12.0), ("Length", 0.0)];
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary outside a cargo target directory")
-        .to_path_buf()
-}
-
-fn bundle_path() -> PathBuf {
-    let path = std::env::var_os("GROWN_CLAP_BUNDLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("bundled").join("Grown.clap"));
-    assert!(
-        path.is_file(),
-        "\n\n*** {} is missing: build it with `cargo xtask bundle grown --release` \
-         before `cargo test` (the CLAP host tests load the real bundle) ***\n",
-        path.display()
-    );
-    path
-}
-
-/// The debug-assertion build `cargo test` just made (the allocation checker).
-fn debug_library() -> PathBuf {
-    let library = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libgrown.so");
-    assert!(library.is_file(), "{} is missing", library.display());
-    library
-}
-
-fn ort_library() -> PathBuf {
-    let ort = target_dir()
-        .join("onnxruntime")
-        .join("libonnxruntime.so.1.31.1");
-    assert!(
-        ort.is_file(),
-        "{} is missing: run `cargo xtask fetch-ort`",
-        ort.display()
-    );
-    ort
-}
-
 /// Counter-based randomness, so every run abuses the plugin the same way.
 struct Dice(u64);
 
 impl Dice {
     fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        common::splitmix64(&mut self.0)
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -875,7 +824,8 @@ fn a_vocoder_with_another_mel_analysis_is_refused() {
         .position(|w| w == needle)
         .expect("tiny vocoder has no fmax 8000");
     let mut edited = bytes.clone();
-    edited[at + 8] = b'7';
+    // `"fmax":` is 7 bytes; the 8 that follows becomes a 7.
+    edited[at + 7] = b'7';
     let d = scratch("vocoder");
     let path = d.join("other_mel.onnx");
     std::fs::write(&path, &edited).unwrap();
@@ -889,6 +839,6 @@ fn a_vocoder_with_another_mel_analysis_is_refused() {
     assert_logged(
         &log,
         "mel mismatch",
-        &["refused vocoder", "mel analysis differs", "fmax"],
+        &["refused vocoder", "mel analysis differs", "fmax 8000 vs 7000"],
     );
 }

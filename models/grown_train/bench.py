@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grown_train.bigvgan_export import DEFAULT_MEL_KEYS
+
 #: Where in strings.ogg the benchmark clip starts (s) and how long it is: the
 #: full orchestra, not the quiet opening.
 CLIP_START_S = 10.0
@@ -46,13 +48,7 @@ BIGVGAN_BASE = {
     "snake_logscale": True,
     "use_tanh_at_final": False,
     "use_bias_at_final": False,
-    "num_mels": 80,
-    "n_fft": 1024,
-    "hop_size": 256,
-    "win_size": 1024,
-    "sampling_rate": 22050,
-    "fmin": 0,
-    "fmax": 8000,
+    **DEFAULT_MEL_KEYS,
 }
 #: Frames of the mel used for the optimisation-level sweep (0.74 s): long
 #: enough that per-call overhead is noise, short enough that eight runs of a

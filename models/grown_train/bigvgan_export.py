@@ -262,6 +262,7 @@ def export_onnx(model, h: dict, out: Path, source: str) -> Path:
     import onnx
     import torch
 
+    from grown_train.export import stamp
     from grown_train.io import atomic_write
 
     mel = torch.randn(1, int(h["num_mels"]), TRACE_FRAMES, generator=torch.Generator().manual_seed(0)) - 5.0
@@ -275,13 +276,8 @@ def export_onnx(model, h: dict, out: Path, source: str) -> Path:
                 dynamic_axes={"mel": {2: "frames"}, "audio": {2: "samples"}}, do_constant_folding=True,
             )
         proto = onnx.load(str(tmp))
-        del proto.metadata_props[:]
-        for key, value in metadata(h, source).items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        proto.producer_name = "grown_train"
-        proto.doc_string = "Grown vocoder: BigVGAN, natural-log mel [1, n_mels, frames] -> audio [1, 1, frames*hop]"
-        onnx.checker.check_model(proto)
+        stamp(proto, metadata(h, source),
+              "Grown vocoder: BigVGAN, natural-log mel [1, n_mels, frames] -> audio [1, 1, frames*hop]")
         onnx.save(proto, str(tmp))
 
     return atomic_write(out, write)
@@ -344,6 +340,19 @@ def run(args) -> int:
 
 # --- the tiny test vocoder -------------------------------------------------------
 
+#: The mel keys of a BigVGAN ``config.json`` that match the contract's default mel
+#: front end (``grown_train.mel.DEFAULT_MEL``): what the 22 kHz 80-band official
+#: configs, the bench's base model and the tiny test vocoder all carry.
+DEFAULT_MEL_KEYS = {
+    "num_mels": 80,
+    "n_fft": 1024,
+    "hop_size": 256,
+    "win_size": 1024,
+    "sampling_rate": 22050,
+    "fmin": 0,
+    "fmax": 8000,
+}
+
 
 def tiny_config() -> dict:
     """A few-thousand-parameter generator with the default mel front end (22.05 kHz, 80 bands, hop 256)."""
@@ -358,13 +367,7 @@ def tiny_config() -> dict:
         "snake_logscale": True,
         "use_tanh_at_final": True,
         "use_bias_at_final": True,
-        "num_mels": 80,
-        "n_fft": 1024,
-        "hop_size": 256,
-        "win_size": 1024,
-        "sampling_rate": 22050,
-        "fmin": 0,
-        "fmax": 8000,
+        **DEFAULT_MEL_KEYS,
     }
 
 

@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed-std", type=_positive(float), default=d.seed_std, help="seed state std (%(default)s)")
     t.add_argument("--pool-size", type=_positive(int), default=d.pool_size, help="(%(default)s)")
     t.add_argument("--damage-prob", type=float, default=d.damage_prob, help="(%(default)s)")
-    for name in ("gram", "acf", "diversity", "l1", "sot", "overflow"):
+    for name in ("gram", "acf", "diversity", "l1", "sot", "marginal", "overflow"):
         t.add_argument(f"--w-{name}", type=float, default=getattr(w, name), help=f"{name} loss weight (%(default)s)")
+    t.add_argument("--diversity-low", type=_positive(float), default=w.diversity_low,
+                   help="push seeds apart when closer than this many median target-crop distances (%(default)s)")
+    t.add_argument("--diversity-high", type=_positive(float), default=w.diversity_high,
+                   help="pull seeds together when farther than this many median target-crop distances (%(default)s)")
     t.add_argument("--credit", default="", help="grown.target text, e.g. 'trumpet.ogg — Mihai Sorohan'")
     t.add_argument("--license", default=d.license, help="grown.license text (%(default)s)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint for OUT")
@@ -97,7 +101,8 @@ def _train(args) -> int:
 
     weights = LossWeights(
         gram=args.w_gram, acf=args.w_acf, diversity=args.w_diversity,
-        l1=args.w_l1, sot=args.w_sot, overflow=args.w_overflow,
+        l1=args.w_l1, sot=args.w_sot, marginal=args.w_marginal, overflow=args.w_overflow,
+        diversity_low=args.diversity_low, diversity_high=args.diversity_high,
     )
     cfg = TrainConfig(
         target=args.target, out=args.out, iters=args.iters, frames=args.frames,

@@ -262,26 +262,54 @@ def score_rows(rows: list[Row], loss_fn, target, ref_audio, ref_div: float, scal
         row.info["score_s"] = time.perf_counter() - t0
 
 
-def shipped_training(name: str) -> dict:
-    """How the shipped model was trained, from its checkpoint in models/runs (empty if none is there)."""
+def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
+    """How the shipped model was trained, from its checkpoint in models/runs (empty if none is there).
+
+    Checkpoints of later training sessions live in sub-folders (``runs/s3/``); with
+    ``onnx_path`` the checkpoint whose update-MLP output weights are the file's own is
+    the one reported, so an older run of the same name cannot claim a retrained model.
+    Without a match, the first ``runs/NAME-*.pt`` is used.
+    """
+    import numpy as np
     import torch
 
-    for ck in sorted((MODELS_DIR / "runs").glob(f"{name}-*.pt")):
-        if ck.stem.count("-") != 1:
-            continue
+    runs = MODELS_DIR / "runs"
+    top = [ck for ck in sorted(runs.glob(f"{name}-*.pt")) if ck.stem.count("-") == 1]
+    deeper = [ck for ck in sorted(runs.glob(f"*/{name}-*.pt")) if ck.stem.count("-") == 1]
+    shipped_w2 = _onnx_w2(onnx_path) if onnx_path is not None else None
+    fallback: dict = {}
+    for ck in top + deeper:
         try:
             data = torch.load(ck, map_location="cpu", weights_only=False)
             cfg = data.get("config", {})
-            return {
+            info = {
                 "iterations": int(data.get("iter", len(data.get("history", [])))),
                 "planned": int(cfg["iters"]) if "iters" in cfg else None,
                 "batch": int(cfg["batch"]) if "batch" in cfg else None,
                 # Earlier stages (train --init-from): [{"frames", "iters"}, ...].
                 "lineage": list(data.get("lineage", [])),
             }
+            w2 = data["model"].get("w2.weight")
         except Exception:  # a checkpoint being rewritten or from another layout: just unknown
             continue
-    return {}
+        if shipped_w2 is None:
+            return info
+        if w2 is not None and np.array_equal(w2.numpy(), shipped_w2):
+            return info
+        if not fallback and ck in top:
+            fallback = info
+    return fallback
+
+
+def _onnx_w2(path: Path):
+    """The ``w2.weight`` initializer of an NCA file (None if it has none)."""
+    import onnx
+    from onnx import numpy_helper
+
+    for init in onnx.load(str(path)).graph.initializer:
+        if init.name.endswith("w2.weight"):
+            return numpy_helper.to_array(init)
+    return None
 
 
 def notebook_config(spec: ModelSpec, budget: Budget, target_frames: int):
@@ -322,7 +350,7 @@ def evaluate_model(
     t0 = time.perf_counter()
     shipped = Row("shipped", grow_onnx(spec, seeds, frames, torch.get_num_threads()))
     timings["grow shipped"] = time.perf_counter() - t0
-    shipped.info.update(shipped_training(spec.name))
+    shipped.info.update(shipped_training(spec.name, spec.path))
 
     ncfg = notebook_config(spec, budget, t_frames)
     cache = cache_path(baseline_dir, spec.name, ncfg, spec.target.read_bytes())

@@ -172,16 +172,28 @@ def export_onnx(nca: NCA, path: Path, info: ModelInfo | None, meta: dict[str, st
             )
         model = onnx.load(str(tmp))
         pad_feature_channels(model)
-        del model.metadata_props[:]
-        for key, value in (meta if meta is not None else metadata(nca, info)).items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        model.producer_name = "grown_train"
-        model.doc_string = "Grown NCA: one step of a log-mel spectrogram cellular automaton"
-        onnx.checker.check_model(model)
+        stamp(model, meta if meta is not None else metadata(nca, info),
+              "Grown NCA: one step of a log-mel spectrogram cellular automaton")
         onnx.save(model, str(tmp))
 
     return atomic_write(path, write)
+
+
+def stamp(model, meta: dict[str, str], doc: str) -> None:
+    """Replace ``model``'s metadata with ``meta``, name the producer and check the graph, in place.
+
+    Every file this package writes (NCA and vocoder) goes through here, so each carries
+    exactly the contract's keys and nothing stale from the traced export.
+    """
+    import onnx
+
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "grown_train"
+    model.doc_string = doc
+    onnx.checker.check_model(model)
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -35,8 +35,22 @@ class LossWeights:
     l1: float = 1.0
     #: Sliced optimal transport on the same conv features (optional, off by default).
     sot: float = 0.0
+    #: 1-D optimal transport between the per-band distributions of frame values over time
+    #: (each mel band and the broadband envelope, sorted and compared at matched quantiles).
+    #: Off by default; it is the one term with a gradient that splits a flat field into
+    #: loud and quiet frames (a Gram matrix or autocorrelation of a constant is flat in
+    #: every direction that creates events), so it lets a click train grow from nothing.
+    marginal: float = 0.0
     #: Penalty on state values outside [-overflow_bound, overflow_bound] (stability).
     overflow: float = 1.0
+    #: Diversity band, as multiples of the target's median crop-to-crop distance: seeds
+    #: closer than ``diversity_low`` are pushed apart, farther than ``diversity_high`` pulled
+    #: together. Not weights; they live here because they shape the diversity term.
+    diversity_low: float = 0.5
+    #: See ``diversity_low``. Without a ceiling, speckle noise that differs between seeds is
+    #: nearly free (a Gram matrix hardly sees it) and the first shipped models grew seeds
+    #: 4-25x more different than two excerpts of the recording.
+    diversity_high: float = 2.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,11 +68,6 @@ ACF_BANDS = 4
 ACF_MIN_S, ACF_MAX_S = 0.2, 2.0
 #: State values beyond this bound are penalised.
 OVERFLOW_BOUND = 3.0
-#: Seeds farther apart than this multiple of the target's median crop-to-crop distance are
-#: pulled together: without it, speckle noise that differs between seeds is nearly free (a
-#: Gram matrix hardly sees it) and the first shipped models grew seeds 4-25x more different
-#: than two excerpts of the recording.
-DIVERSITY_MAX = 2.0
 #: Softening of the log-ratio upper hinge, in the scaled domain: 0.01 nats^2 at spec_scale 4,
 #: the same epsilon as the evaluation's diversity error, so a steady tone is not asked for
 #: bit-identical seeds.
@@ -118,9 +127,14 @@ class TextureLoss(torch.nn.Module):
             hi = min(round(ACF_MAX_S * fps), frames // 3)
             self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
             self.register_buffer("t_acf", _linear_acf(_envelopes(tgt)[0], self.lags))
-            self.margin = _diversity_margin(tgt[0], frames)
-            # The margin is half the median crop distance; the ceiling is DIVERSITY_MAX medians.
-            self.ceiling = 2 * self.margin * DIVERSITY_MAX if t_len >= frames else None
+            if not 0 < weights.diversity_low <= weights.diversity_high:
+                raise ValueError("need 0 < diversity_low <= diversity_high")
+            median = 2 * _diversity_margin(tgt[0], frames)
+            self.margin = weights.diversity_low * median
+            self.ceiling = weights.diversity_high * median if t_len >= frames else None
+            # Sorted per-band values (and the broadband envelope) of the whole target, for
+            # the marginal term's quantiles.
+            self.register_buffer("t_sorted", _band_values(tgt)[0].sort(dim=-1).values)
 
     def _features(self, s: torch.Tensor, circular: bool) -> list[torch.Tensor]:
         """Spectrum itself plus ReLU responses of the random filters, each ``[B, K, T']``."""
@@ -154,6 +168,8 @@ class TextureLoss(torch.nn.Module):
             terms["acf"] = torch.zeros(s.shape[0])
         terms["l1"] = (s.mean(dim=-1) - self.t_mean).abs().mean(dim=-1)
         terms["diversity"] = _diversity(s, self.margin, self.ceiling)
+        if w.marginal > 0:
+            terms["marginal"] = _marginal_ot(_band_values(s), self.t_sorted)
         if w.sot > 0:
             terms["sot"] = sum(_sliced_ot(f, tf) for f, tf in zip(feats, self.t_feats)) / len(feats)
         if state is not None and w.overflow > 0:
@@ -236,6 +252,34 @@ def _diversity_margin(target: torch.Tensor, frames: int, pairs: int = 16) -> flo
     d = _shift_distances(crops)
     vals = torch.stack([d[2 * i, 2 * i + 1] for i in range(pairs)])
     return float(0.5 * vals.median())
+
+
+def _band_values(s: torch.Tensor) -> torch.Tensor:
+    """Every mel band plus the broadband envelope (their mean), ``[B, n_mels + 1, T]``.
+
+    The broadband row is what makes the marginal term ask for *synchronous* events: per
+    band alone, each band could spike at its own times and still match.
+    """
+    return torch.cat([s, s.mean(dim=1, keepdim=True)], dim=1)
+
+
+def _marginal_ot(v: torch.Tensor, t_sorted: torch.Tensor) -> torch.Tensor:
+    """Per-item 1-D Wasserstein-2 distance between each row's values over time and the target's.
+
+    ``v [B, R, T]`` grown rows, ``t_sorted [R, T']`` the target's rows sorted over time. In
+    one dimension optimal transport is sorting: the k-th smallest grown value is matched
+    with the target's value at the same quantile (the midpoint of its 1/T slice of T').
+    Shift-invariant like every other term; on a flat field the sort still assigns each
+    frame a quantile, so the gradient raises some frames and lowers the others. The
+    mean over the bands and the broadband row count half each.
+    """
+    t, tt = v.shape[-1], t_sorted.shape[-1]
+    idx = ((torch.arange(t) + 0.5) * tt / t).long().clamp_max(tt - 1)
+    err = ((v.sort(dim=-1).values - t_sorted[:, idx].unsqueeze(0)) ** 2).mean(dim=-1)
+    # The broadband row weighs as much as all bands together: with it at 1/81 of the
+    # term, a click target first grew independent per-cell speckles (every band's
+    # distribution right, no clicks).
+    return 0.5 * (err[:, :-1].mean(dim=-1) + err[:, -1])
 
 
 def _sliced_ot(f: torch.Tensor, tf: torch.Tensor, n_proj: int = 32) -> torch.Tensor:

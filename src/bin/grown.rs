@@ -3,7 +3,7 @@
 //! grown render [--model M] [--seed S] [--growth N] [--length SEC] [--root KEY]
 //!              [--sample-rate HZ] --notes "60@0.0+1.5,67@0.5+1.0" --out out.wav [--png out.png]
 //! grown info [model.onnx]
-//! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S]
+//! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S] [--bound on|off]
 
 use grown::model::NcaModel;
 use grown::render::{self, RenderRequest};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: grown render [--model M.onnx] [--seed S] [--growth N] [--length SEC] \
-[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S]";
+[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S] [--bound on|off]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +51,7 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
         "png",
         "seconds",
         "drift",
+        "bound",
     ];
     let mut flags = HashMap::new();
     let mut it = args.iter();
@@ -207,6 +208,11 @@ fn soak_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
         seconds: number(flags, "seconds", defaults.seconds)?,
         drift: number(flags, "drift", defaults.drift)?,
         seed: number(flags, "seed", defaults.seed)?,
+        bounded: match flags.get("bound").map(String::as_str) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("--bound must be on or off, not '{other}'")),
+        },
         ..defaults
     };
     if !(cfg.seconds > 0.0 && cfg.seconds <= 24.0 * 3600.0) {
@@ -228,6 +234,15 @@ fn soak_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
     }
     if report.peak > 1.0 {
         failures.push(format!("output peak {} above full scale", report.peak));
+    }
+    if report.excursion.is_nan() || report.excursion > grown::soak::EXCURSION_TOLERANCE {
+        failures.push(format!(
+            "the drifting sound left the model's trained range: ln mel {:.2}..{:.2}, allowed {:.2}..{:.2}",
+            report.visible_range.0,
+            report.visible_range.1,
+            report.allowed_range.0,
+            report.allowed_range.1
+        ));
     }
     if cfg.drift > 0.0 && report.min_flux().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         failures.push("the sound stopped evolving (spectral flux 0)".into());

@@ -10,6 +10,12 @@ use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// `clap.gui` (editor) both ways; only the editor test opens one, but every
+/// test host offers `clap.host.gui` as a DAW does.
+#[allow(dead_code)]
+#[path = "gui.rs"]
+pub mod gui;
+
 /// The CLAP id the plugin is published under (lib.rs `CLAP_ID`).
 pub const PLUGIN_ID: &str = "com.grown.grown";
 
@@ -34,6 +40,11 @@ impl HostHandlers for TestHost {
     type Shared<'a> = Shared;
     type MainThread<'a> = ();
     type AudioProcessor<'a> = ();
+
+    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Shared) {
+        // nice-plug's gui.create needs clap.host.gui.
+        builder.register::<gui::HostGui>();
+    }
 }
 
 /// A loaded plugin file.
@@ -339,12 +350,20 @@ impl Plugin {
 
     /// Runs main-thread callbacks the plugin asked for.
     pub fn service_main_thread(&mut self) {
-        let requested = self
-            .instance
-            .access_shared_handler(|s| s.callback_requested.swap(false, Ordering::AcqRel));
-        if requested {
-            self.instance.call_on_main_thread_callback();
-        }
+        service(&mut self.instance);
+    }
+
+    /// The main-thread side and the audio processor apart, for tests that call
+    /// main-thread functions (an editor) while an audio thread processes.
+    #[allow(dead_code)] // used by the editor test only
+    pub fn split(&mut self) -> (MainThread<'_>, &mut PluginAudioProcessor<TestHost>) {
+        let processor = self.processor.as_mut().expect("split before activate");
+        (
+            MainThread {
+                instance: &mut self.instance,
+            },
+            processor,
+        )
     }
 
     /// Renders `frames` samples on an audio thread, delivering `events` (sorted by
@@ -380,6 +399,35 @@ impl Plugin {
     }
 }
 
+/// Runs the plugin's main-thread callback if it asked for one.
+fn service(instance: &mut PluginInstance<TestHost>) {
+    let requested =
+        instance.access_shared_handler(|s| s.callback_requested.swap(false, Ordering::AcqRel));
+    if requested {
+        instance.call_on_main_thread_callback();
+    }
+}
+
+/// The main-thread side of an active instance while its processor is lent to an
+/// audio thread ([`Plugin::split`]).
+#[allow(dead_code)] // used by the editor test only
+pub struct MainThread<'a> {
+    /// The instance, for main-thread handles and callbacks.
+    instance: &'a mut PluginInstance<TestHost>,
+}
+
+#[allow(dead_code)] // used by the editor test only
+impl MainThread<'_> {
+    pub fn handle(&mut self) -> PluginMainThreadHandle<'_> {
+        self.instance.plugin_handle()
+    }
+
+    /// Runs main-thread callbacks the plugin asked for (editor and parameter tasks).
+    pub fn service(&mut self) {
+        service(self.instance);
+    }
+}
+
 impl Drop for Plugin {
     fn drop(&mut self) {
         self.deactivate();
@@ -392,7 +440,7 @@ fn render_on_audio_thread(
     events: &[Ev],
     blocks: Blocks,
     max_block: usize,
-    mut steady_time: u64,
+    steady_time: u64,
 ) -> Stereo {
     let processor = processor
         .ensure_processing_started()
@@ -401,11 +449,7 @@ fn render_on_audio_thread(
         left: Vec::with_capacity(frames),
         right: Vec::with_capacity(frames),
     };
-    let mut left = vec![0.0f32; max_block];
-    let mut right = vec![0.0f32; max_block];
-    let mut ports = AudioPorts::with_capacity(2, 1);
-    let mut in_events = EventBuffer::with_capacity(16);
-    let mut out_events = EventBuffer::with_capacity(64);
+    let mut audio = AudioBlocks::new(max_block, steady_time);
     let mut next_event = 0;
     let mut position = 0;
     let mut block_index = 0;
@@ -416,54 +460,98 @@ fn render_on_audio_thread(
         };
         block_index += 1;
         let n = wanted.clamp(1, max_block).min(frames - position);
+        let due = std::iter::from_fn(|| {
+            let ev = events.get(next_event).filter(|ev| ev.time < position + n)?;
+            next_event += 1;
+            Some(((ev.time.max(position) - position) as u32, ev.kind))
+        });
+        let (left, right) = audio.process(processor, n, due);
+        out.left.extend_from_slice(left);
+        out.right.extend_from_slice(right);
+        position += n;
+    }
+    out
+}
 
-        in_events.clear();
-        while next_event < events.len() && events[next_event].time < position + n {
-            let ev = events[next_event];
-            let time = (ev.time.max(position) - position) as u32;
-            match ev.kind {
+/// Buffers and event lists for calling `process()` block after block on one
+/// audio thread, made once so the host itself does not allocate per block.
+pub struct AudioBlocks {
+    /// Output channel 0, `max_block` long.
+    left: Vec<f32>,
+    /// Output channel 1.
+    right: Vec<f32>,
+    /// clack's buffer descriptors, reused.
+    ports: AudioPorts,
+    /// Events for the current block.
+    in_events: EventBuffer,
+    /// Whatever the plugin sends back (note ends), discarded.
+    out_events: EventBuffer,
+    /// Monotonic sample counter passed as CLAP `steady_time`.
+    steady_time: u64,
+}
+
+impl AudioBlocks {
+    pub fn new(max_block: usize, steady_time: u64) -> Self {
+        Self {
+            left: vec![0.0; max_block],
+            right: vec![0.0; max_block],
+            ports: AudioPorts::with_capacity(2, 1),
+            in_events: EventBuffer::with_capacity(16),
+            out_events: EventBuffer::with_capacity(64),
+            steady_time,
+        }
+    }
+
+    /// One `process()` call of `n` samples with `events` (block-relative time, what),
+    /// in time order; returns the left and right output.
+    pub fn process(
+        &mut self,
+        processor: &mut StartedPluginAudioProcessor<TestHost>,
+        n: usize,
+        events: impl IntoIterator<Item = (u32, EvKind)>,
+    ) -> (&[f32], &[f32]) {
+        self.in_events.clear();
+        for (time, kind) in events {
+            match kind {
                 EvKind::NoteOn { key, velocity } => {
-                    in_events.push(&NoteOnEvent::new(time, note_address(key), velocity))
+                    self.in_events
+                        .push(&NoteOnEvent::new(time, note_address(key), velocity))
                 }
                 EvKind::NoteOff { key } => {
-                    in_events.push(&NoteOffEvent::new(time, note_address(key), 0.0))
+                    self.in_events
+                        .push(&NoteOffEvent::new(time, note_address(key), 0.0))
                 }
-                EvKind::Param { id, value } => in_events.push(&ParamValueEvent::new(
+                EvKind::Param { id, value } => self.in_events.push(&ParamValueEvent::new(
                     time,
                     ClapId::new(id),
                     Pckn::match_all(),
                     value,
                 )),
             }
-            next_event += 1;
         }
-        out_events.clear();
+        self.out_events.clear();
 
         // Garbage in the buffers proves the plugin writes every output sample.
-        left[..n].fill(f32::NAN);
-        right[..n].fill(f32::NAN);
-        let mut outputs = ports.with_output_buffers([AudioPortBuffer {
+        let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
+        left.fill(f32::NAN);
+        right.fill(f32::NAN);
+        let mut outputs = self.ports.with_output_buffers([AudioPortBuffer {
             latency: 0,
-            channels: AudioPortBufferType::f32_output_only(
-                [&mut left[..n], &mut right[..n]].into_iter(),
-            ),
+            channels: AudioPortBufferType::f32_output_only([&mut *left, &mut *right].into_iter()),
         }]);
         processor
             .process(
                 &InputAudioBuffers::empty(),
                 &mut outputs,
-                &in_events.as_input(),
-                &mut out_events.as_output(),
-                Some(steady_time),
+                &self.in_events.as_input(),
+                &mut self.out_events.as_output(),
+                Some(self.steady_time),
                 None,
             )
             .expect("process() failed");
-        out.left.extend_from_slice(&left[..n]);
-        out.right.extend_from_slice(&right[..n]);
-        position += n;
-        steady_time += n as u64;
+        self.steady_time += n as u64;
+        (&self.left[..n], &self.right[..n])
     }
-    out
 }
 
 /// Port 0, channel 0, the key, any note id (nice-plug then matches by key).

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask bundle grown [--release] [cargo build options]
-//! cargo xtask fetch-ort [--gpu] [--force]
+//! cargo xtask fetch-ort [--gpu] [--force] [--test-fixtures]
 //! cargo xtask bench [--quick]
 //! ```
 //!
@@ -21,9 +21,11 @@ const USAGE: &str = "Usage:
   cargo xtask bundle <package> [--release] [cargo build options]
       nice-plug's bundler; afterwards copies ONNX Runtime and the default models
       into each bundle (fetching ONNX Runtime first when it is missing)
-  cargo xtask fetch-ort [--gpu] [--force]
+  cargo xtask fetch-ort [--gpu] [--force] [--test-fixtures]
       installs target/onnxruntime/libonnxruntime.so.1.31.1 from the PyPI wheel
-      (--gpu: the onnxruntime-gpu wheel, with its execution-provider libraries)
+      (--gpu: the onnxruntime-gpu wheel, with its execution-provider libraries;
+      --test-fixtures: also ONNX Runtime 1.20.1 in target/onnxruntime-old/, which
+      the wrong-version test must see refused)
   cargo xtask bench [--quick]
       measures the plugin against its references (eager PyTorch, librosa, the matmul
       peak) and writes docs/BENCHMARKS.md and docs/benchmarks.json (--quick: short
@@ -82,15 +84,20 @@ fn run() -> Result<ExitCode> {
         Some("fetch-ort") => {
             let mut variant = ort::Variant::Cpu;
             let mut force = false;
+            let mut fixtures = false;
             for arg in &args[1..] {
                 match arg.as_str() {
                     "--gpu" => variant = ort::Variant::Gpu,
                     "--force" => force = true,
+                    "--test-fixtures" => fixtures = true,
                     other => anyhow::bail!("fetch-ort: unknown option '{other}'\n\n{USAGE}"),
                 }
             }
             let workspace = Workspace::load()?;
             ort::ensure(&workspace.target_dir, variant, force)?;
+            if fixtures {
+                ort::ensure_old(&workspace.target_dir)?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some("bench") => {

@@ -20,6 +20,11 @@ pub const ORT_VERSION: &str = "1.31.1";
 pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
 /// Written last, after every library is in place, so its presence means a complete install.
 const MANIFEST: &str = "manifest.txt";
+/// A release too old for Grown: the fixture of the wrong-version test
+/// (`runtime::tests::old_runtime_is_a_version_error`), never bundled.
+pub const OLD_VERSION: &str = "1.20.1";
+/// The fixture's library file name.
+pub const OLD_LIBRARY: &str = "libonnxruntime.so.1.20.1";
 
 /// Which wheel to install.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +149,8 @@ pub fn ensure(target_dir: &Path, variant: Variant, force: bool) -> Result<Vec<Pa
             .with_context(|| format!("could not clear {}", download_dir.display()))?;
     }
     fs::create_dir_all(&download_dir)?;
-    let wheel = download_wheel(variant, &download_dir)?;
+    let requirement = format!("{}=={ORT_VERSION}", variant.package());
+    let wheel = download_wheel(&requirement, &[], &download_dir)?;
 
     fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     // Drop the old manifest first: if we stop half-way, the next run must not trust the folder.
@@ -192,14 +198,59 @@ fn python() -> String {
     std::env::var("GROWN_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-fn download_wheel(variant: Variant, into: &Path) -> Result<PathBuf> {
-    let requirement = format!("{}=={ORT_VERSION}", variant.package());
+/// Where `fetch-ort --test-fixtures` installs the too-old library.
+pub fn old_dir(target_dir: &Path) -> PathBuf {
+    target_dir.join("onnxruntime-old")
+}
+
+/// Installs ONNX Runtime [`OLD_VERSION`] (the library only) for the wrong-version
+/// test, unless it is already there with the hash recorded beside it.
+pub fn ensure_old(target_dir: &Path) -> Result<PathBuf> {
+    let dir = old_dir(target_dir);
+    let library = dir.join(OLD_LIBRARY);
+    let recorded = fs::read_to_string(dir.join("sha256")).unwrap_or_default();
+    if sha256_file(&library).is_ok_and(|h| hex(&h) == recorded.trim()) {
+        eprintln!(
+            "test fixture ONNX Runtime {OLD_VERSION} is up to date in {}",
+            dir.display()
+        );
+        return Ok(library);
+    }
+    let download_dir = target_dir.join("onnxruntime-old-wheel");
+    let _ = fs::remove_dir_all(&download_dir);
+    fs::create_dir_all(&download_dir)?;
+    // Only the native library is used, so any CPython tag of the Linux x86-64
+    // wheel will do; pinning one lets an interpreter newer than the release work.
+    let wheel = download_wheel(
+        &format!("onnxruntime=={OLD_VERSION}"),
+        &[
+            "--python-version",
+            "3.12",
+            "--platform",
+            "manylinux_2_27_x86_64",
+        ],
+        &download_dir,
+    )?;
+    fs::create_dir_all(&dir)?;
+    let _ = fs::remove_file(dir.join("sha256"));
+    let files = extract_matching(&wheel, &dir, |name| name == OLD_LIBRARY)?;
+    let Some((_, hash)) = files.first() else {
+        bail!("{} has no onnxruntime/capi/{OLD_LIBRARY}", wheel.display());
+    };
+    fs::write(dir.join("sha256"), format!("{hash}\n"))?;
+    fs::remove_dir_all(&download_dir)?;
+    eprintln!("installed {}", library.display());
+    Ok(library)
+}
+
+fn download_wheel(requirement: &str, extra_args: &[&str], into: &Path) -> Result<PathBuf> {
     let python = python();
     eprintln!("downloading {requirement} from PyPI with {python} -m pip");
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--progress-bar", "off"])
-        .arg(&requirement)
+        .args(extra_args)
+        .arg(requirement)
         .arg("-d")
         .arg(into)
         .stdin(Stdio::null())
@@ -229,6 +280,20 @@ fn record_hash(line: &str) -> Option<(&str, &str)> {
 }
 
 fn extract(wheel: &Path, variant: Variant, dir: &Path) -> Result<Manifest> {
+    let files = extract_matching(wheel, dir, |name| variant.wants(name))?;
+    if !files.iter().any(|(name, _)| name == ORT_LIBRARY) {
+        bail!("{} has no onnxruntime/capi/{ORT_LIBRARY}", wheel.display());
+    }
+    Ok(Manifest { variant, files })
+}
+
+/// Unpacks the wheel's `onnxruntime/capi/` files that `wants` names into `dir`,
+/// each checked against the RECORD hash; returns their names and hex SHA-256.
+fn extract_matching(
+    wheel: &Path,
+    dir: &Path,
+    wants: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, String)>> {
     let file =
         fs::File::open(wheel).with_context(|| format!("could not open {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(file)
@@ -251,7 +316,7 @@ fn extract(wheel: &Path, variant: Variant, dir: &Path) -> Result<Manifest> {
         let Some(name) = path.strip_prefix("onnxruntime/capi/") else {
             continue;
         };
-        if name.contains('/') || !variant.wants(name) {
+        if name.contains('/') || !wants(name) {
             continue;
         }
         let mut entry = archive.by_name(path)?;
@@ -279,10 +344,7 @@ fn extract(wheel: &Path, variant: Variant, dir: &Path) -> Result<Manifest> {
         fs::rename(&staged, dir.join(name))?;
         files.push((name.to_owned(), hex(&digest)));
     }
-    if !files.iter().any(|(name, _)| name == ORT_LIBRARY) {
-        bail!("{} has no onnxruntime/capi/{ORT_LIBRARY}", wheel.display());
-    }
-    Ok(Manifest { variant, files })
+    Ok(files)
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {

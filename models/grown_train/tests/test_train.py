@@ -12,7 +12,7 @@ import torch
 from grown_train import cli
 from grown_train.errors import Diverged
 from grown_train.export import read_metadata
-from grown_train.losses import TextureLoss
+from grown_train.losses import LossWeights, TextureLoss
 from grown_train.tests.conftest import TINY, files_under
 
 
@@ -135,3 +135,42 @@ def test_loss_terms_respond_to_what_they_measure():
     # Pulling the over-diverse pair together lowers the term (its gradient points the right way).
     closer = torch.stack([noise[0], 0.5 * noise[0] + 0.5 * noise[1]])
     assert loss(closer)["diversity"].mean() < loss(noise)["diversity"].mean()
+
+
+def test_marginal_term_splits_a_flat_field_into_events():
+    fps = 22050 / 256
+    t = torch.arange(128)
+    beat = (t % 16 < 2).float()  # 8 clicks in the loop, all bands at once
+    target = -1.0 + 1.5 * beat.expand(80, -1) + 0.1 * torch.linspace(0, 1, 80)[:, None]
+    loss = TextureLoss(target, 128, fps, LossWeights(marginal=1.0))
+    assert "marginal" not in TextureLoss(target, 128, fps)(target[None])  # off by default
+    # The same values in another order (a circular shift) are the same distribution.
+    shifted = torch.roll(target, 5, dims=-1)[None]
+    assert loss(shifted)["marginal"] < 1e-10
+    flat = target.mean(dim=-1, keepdim=True).expand(-1, 128)[None].clone().requires_grad_(True)
+    value = loss(flat)["marginal"]
+    assert value > 0.1
+    # On a constant field the gradient is not zero and descending it creates loud and quiet frames.
+    value.sum().backward()
+    assert flat.grad.abs().max() > 0
+    stepped = (flat - 0.5 * flat.grad / flat.grad.abs().max()).detach()
+    assert stepped.std(dim=-1).mean() > 0.05
+    assert loss(stepped)["marginal"] < 0.5 * value.detach()
+    # Events at per-band random times match each band's distribution but not the broadband one.
+    g = torch.Generator().manual_seed(3)
+    scattered = torch.stack([torch.roll(row, int(torch.randint(0, 128, (1,), generator=g))) for row in target])
+    assert loss(scattered[None])["marginal"] > 10 * loss(shifted)["marginal"] + 1e-3
+
+
+def test_diversity_band_is_configurable():
+    fps = 22050 / 256
+    target = torch.randn(80, 400, generator=torch.Generator().manual_seed(0))
+    crops = torch.stack([target[:, 40:168], target[:, 250:378]])
+    default = TextureLoss(target, 128, fps)
+    tight = TextureLoss(target, 128, fps, LossWeights(diversity_low=0.1, diversity_high=0.2))
+    assert tight.ceiling == pytest.approx(0.1 * default.ceiling) and tight.margin == pytest.approx(0.2 * default.margin)
+    # Two independent crops sit at the median distance: fine by default, too far apart for the tight band.
+    assert default(crops)["diversity"].mean() == 0
+    assert tight(crops)["diversity"].mean() > 1.0
+    with pytest.raises(ValueError):
+        TextureLoss(target, 128, fps, LossWeights(diversity_low=0.3, diversity_high=0.2))
