@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 
 use crate::mel::{MelConfig, Spectrogram};
 use crate::model::{ModelError, NcaModel};
-use crate::nca::{Nca, NcaCheckpoint, StateEnvelope};
+use crate::nca::{Nca, NcaCheckpoint, StateEnvelope, StepCancel};
 use crate::queue::{Generation, GenerationProducer};
 use crate::rng;
 use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
@@ -494,6 +494,9 @@ pub struct Engine {
     commands: Sender<EngineCommand>,
     /// Set on drop; the thread checks it between steps.
     shutdown: Arc<AtomicBool>,
+    /// Ends a step running inside ONNX Runtime on drop, so teardown does not
+    /// wait for it (a step of a long sound takes up to ~100 ms here).
+    step_cancel: Arc<StepCancel>,
     /// The thread, joined on drop if it exits in time.
     thread: Option<JoinHandle<()>>,
     /// Disconnects when the thread has exited (its sender is dropped), so
@@ -535,6 +538,8 @@ impl Engine {
         let (exit_tx, exit_rx) = crossbeam::channel::bounded::<()>(0);
         let shutdown = Arc::new(AtomicBool::new(false));
         let flag = shutdown.clone();
+        let step_cancel = Arc::new(StepCancel::default());
+        let cancel = step_cancel.clone();
         let status2 = status.clone();
         let spawned = std::thread::Builder::new()
             .name("grown-engine".into())
@@ -544,6 +549,7 @@ impl Engine {
                 let result = catch_unwind(AssertUnwindSafe(move || {
                     Worker::new(controls, status, producer, snapshots, rx, flag, model_path)
                         .with_brush(brush)
+                        .with_step_cancel(cancel)
                         .run();
                 }));
                 if let Err(p) = result {
@@ -563,6 +569,7 @@ impl Engine {
         Self {
             commands: tx,
             shutdown,
+            step_cancel,
             thread,
             exited: exit_rx,
         }
@@ -577,6 +584,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown.store(true, Ordering::Release);
+        self.step_cancel.cancel();
         let Some(thread) = self.thread.take() else {
             return;
         };
@@ -635,6 +643,9 @@ struct Worker {
     commands: Receiver<EngineCommand>,
     /// Stop request.
     shutdown: Arc<AtomicBool>,
+    /// Registered with every automaton this thread builds, so the plugin can
+    /// end a running step at teardown (see [`Engine`]).
+    step_cancel: Option<Arc<StepCancel>>,
     /// Model to load at start (None = embedded default).
     initial_model: Option<PathBuf>,
     /// Whether the start-up model load was attempted (not retried every loop).
@@ -732,6 +743,7 @@ impl Worker {
             snapshots,
             commands,
             shutdown,
+            step_cancel: None,
             initial_model,
             tried_initial: false,
             grower: None,
@@ -761,6 +773,11 @@ impl Worker {
 
     fn with_brush(mut self, brush: Option<BrushConsumer>) -> Self {
         self.brush = brush;
+        self
+    }
+
+    fn with_step_cancel(mut self, cancel: Arc<StepCancel>) -> Self {
+        self.step_cancel = Some(cancel);
         self
     }
 
@@ -928,7 +945,11 @@ impl Worker {
                 self.inverter = Some(Inverter::new(model.info.mel.clone()));
             }
         }
-        self.grower = Some(Grower::new(Nca::new(model)));
+        let mut nca = Nca::new(model);
+        if let Some(c) = &self.step_cancel {
+            nca.set_cancel(c.clone());
+        }
+        self.grower = Some(Grower::new(nca));
         self.applied = None;
         self.extra = 0;
         self.dirty = true;
@@ -1108,6 +1129,8 @@ impl Worker {
                     }
                 }
                 Ok(_) => {}
+                // Teardown ended the step (StepCancel): not an error to show.
+                Err(_) if self.shutdown.load(Ordering::Acquire) => return,
                 Err(e) => {
                     self.stuck = true;
                     let message = format!("growth stopped: {e}");

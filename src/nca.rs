@@ -10,6 +10,10 @@
 
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, SessionInputValue};
 use ort::value::{Tensor, TensorRef};
+use ort::AsPointer;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::mel::Spectrogram;
 use crate::model::{ModelError, ModelInfo, NcaModel};
@@ -80,7 +84,9 @@ pub struct Nca {
     /// Run options holding the preallocated `next_state` output for the current
     /// length, so ONNX Runtime writes into one buffer for every step. Built on
     /// the first step after a length change.
-    run: Option<RunOptions<HasSelectedOutputs>>,
+    run: Option<Run>,
+    /// Lets another thread stop a running step (instance teardown).
+    cancel: Option<Arc<StepCancel>>,
     /// Position of `state` among the session's inputs (inputs are passed
     /// positionally to avoid building a name map per step).
     state_input: usize,
@@ -104,10 +110,19 @@ impl Nca {
             state: Vec::new(),
             mask: Vec::new(),
             run: None,
+            cancel: None,
             state_input,
         };
         nca.reset(0, frames);
         nca
+    }
+
+    /// Lets `cancel` stop this automaton's steps from another thread: once
+    /// [`StepCancel::cancel`] is called, a running step ends with an error at
+    /// ONNX Runtime's next node and every later step fails at once.
+    pub fn set_cancel(&mut self, cancel: Arc<StepCancel>) {
+        self.run = None;
+        self.cancel = Some(cancel);
     }
 
     /// The model's metadata.
@@ -247,9 +262,9 @@ impl Nca {
                         .with("next_state")
                         .preallocate("next_state", out),
                 );
-            self.run = Some(opts);
+            self.run = Some(Run::new(opts, self.cancel.clone()));
         }
-        let Some(run) = self.run.as_ref() else {
+        let Some(run) = self.run.as_ref().map(|r| &r.options) else {
             return Err(ModelError::Runtime("run options missing".into()));
         };
         let state_in = TensorRef::from_array_view(([1, c, m, f], &self.state[..]))
@@ -427,6 +442,106 @@ impl Nca {
     }
 }
 
+/// Stops a step that is running inside ONNX Runtime from another thread, so
+/// destroying an instance never waits for a long step (a Length of 8 s steps
+/// for 40-100 ms here) to finish: the engine thread must be gone within 200 ms.
+#[derive(Default)]
+pub struct StepCancel {
+    /// The run options of the automaton that may be stepping (null when none
+    /// exist). The engine thread sets it when it builds them and clears it
+    /// before it releases them, under this lock, so [`StepCancel::cancel`]
+    /// never touches released options.
+    options: Mutex<RawRunOptions>,
+    /// Once set, options attached later are terminated at once, so a step
+    /// that starts after the cancel also ends immediately.
+    cancelled: AtomicBool,
+}
+
+/// ONNX Runtime's run options, only ever used under [`StepCancel`]'s lock.
+struct RawRunOptions(*mut ort::sys::OrtRunOptions);
+
+// SAFETY: the pointer is only dereferenced by ONNX Runtime's
+// `RunOptionsSetTerminate`, which may be called from any thread while a run
+// uses the options, and only while the options are alive (see
+// `StepCancel::options`).
+unsafe impl Send for RawRunOptions {}
+
+impl Default for RawRunOptions {
+    fn default() -> Self {
+        Self(std::ptr::null_mut())
+    }
+}
+
+impl StepCancel {
+    /// Ends the running step (if any) and every later one.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let options = self.options.lock();
+        terminate(&options);
+    }
+
+    /// Whether [`StepCancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn attach(&self, ptr: *mut ort::sys::OrtRunOptions) {
+        let mut options = self.options.lock();
+        options.0 = ptr;
+        if self.is_cancelled() {
+            terminate(&options);
+        }
+    }
+
+    fn detach(&self, ptr: *mut ort::sys::OrtRunOptions) {
+        let mut options = self.options.lock();
+        if options.0 == ptr {
+            options.0 = std::ptr::null_mut();
+        }
+    }
+}
+
+/// Sets the terminate flag of live run options (nothing for null).
+fn terminate(options: &RawRunOptions) {
+    if options.0.is_null() {
+        return;
+    }
+    let api = ort::api();
+    // SAFETY: the caller holds `StepCancel::options`' lock, so the options are
+    // alive (see `RawRunOptions`); a returned error status is released here.
+    unsafe {
+        let status = (api.RunOptionsSetTerminate)(options.0);
+        if !status.0.is_null() {
+            (api.ReleaseStatus)(status.0);
+        }
+    }
+}
+
+/// Run options registered with a [`StepCancel`] for as long as they live.
+struct Run {
+    /// The options every step of the current length runs with.
+    options: RunOptions<HasSelectedOutputs>,
+    /// Where they are registered; unregistered on drop.
+    cancel: Option<Arc<StepCancel>>,
+}
+
+impl Run {
+    fn new(options: RunOptions<HasSelectedOutputs>, cancel: Option<Arc<StepCancel>>) -> Self {
+        if let Some(c) = &cancel {
+            c.attach(options.ptr().cast_mut());
+        }
+        Self { options, cancel }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(c) = &self.cancel {
+            c.detach(self.options.ptr().cast_mut());
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -440,6 +555,44 @@ pub(crate) mod tests {
         let mut s = Spectrogram::default();
         n.spectrogram_into(&mut s);
         s.data.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// A cancel ends the step running at that moment and every later one,
+    /// including steps of run options built after it (a length change); an
+    /// automaton that was never cancelled keeps stepping.
+    #[test]
+    fn step_cancel_ends_running_and_later_steps() {
+        let cancel = Arc::new(StepCancel::default());
+        let mut n = test_nca(Rule::Conv);
+        n.set_cancel(cancel.clone());
+        n.reset(1, 4096);
+        n.step(1.0, 0.0).expect("steps before the cancel succeed");
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                cancel.cancel();
+            })
+        };
+        let mut stepped = 0u32;
+        let err = loop {
+            match n.step(1.0, 0.0) {
+                Ok(()) => stepped += 1,
+                Err(e) => break e,
+            }
+            assert!(stepped < 100_000, "the cancel never stopped a step");
+        };
+        canceller.join().unwrap();
+        assert!(cancel.is_cancelled());
+        assert!(matches!(err, ModelError::Runtime(_)), "{err}");
+        // New run options (another length) are terminated as they are built.
+        n.reset(1, 64);
+        assert!(n.step(1.0, 0.0).is_err());
+        let mut other = test_nca(Rule::Conv);
+        other.reset(1, 64);
+        other
+            .step(1.0, 0.0)
+            .expect("an automaton without the cancel steps");
     }
 
     #[test]

@@ -361,7 +361,7 @@ fn teardown_while_the_engine_is_mid_step() {
     let library = Library::load(&bundle_path());
     let baseline = warm_runtime(&library);
     let mut times = Vec::new();
-    for wait_ms in [0u64, 30, 150, 400] {
+    for wait_ms in [0u64, 10, 30, 150, 400] {
         let mut plugin = library.instantiate();
         // Long growth of a long sound: the engine is busy stepping for seconds.
         plugin.set_params_inactive(&[("Growth", 1024.0), ("Length", 1.0)]);
@@ -373,17 +373,12 @@ fn teardown_while_the_engine_is_mid_step() {
     }
     eprintln!("teardown after (ms since activation, time to join): {times:?}");
     assert_eq!(engine_threads(), baseline, "engine threads left behind");
+    // Right after activation the engine is loading the model (ONNX Runtime's
+    // session creation cannot be interrupted, but takes ~10-40 ms); later it is
+    // inside a step, which the plugin's drop terminates (`nca::StepCancel`).
     for (wait_ms, took) in times {
-        // Right after activation the engine is inside ONNX Runtime's session
-        // creation, which cannot be interrupted (docs/RELIABILITY.md); once it
-        // steps, it must stop within the limit.
-        let limit = if wait_ms == 0 {
-            Duration::from_secs(1)
-        } else {
-            JOIN_LIMIT
-        };
         assert!(
-            took < limit,
+            took < JOIN_LIMIT,
             "teardown {wait_ms} ms after activation took {took:?}"
         );
     }
@@ -839,6 +834,10 @@ fn a_vocoder_with_another_mel_analysis_is_refused() {
     assert_logged(
         &log,
         "mel mismatch",
-        &["refused vocoder", "mel analysis differs", "fmax 8000 vs 7000"],
+        &[
+            "refused vocoder",
+            "mel analysis differs",
+            "fmax 8000 vs 7000",
+        ],
     );
 }
