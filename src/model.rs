@@ -811,6 +811,17 @@ pub mod test_onnx {
         Poison,
     }
 
+    /// The contract's `[batch, rows, n_mels, frames]` tensor shape with a dynamic
+    /// frames axis, so tests that hand-build a broken model state only the sizes.
+    pub fn nca_dims(batch: usize, rows: usize, n_mels: usize) -> [Dim; 4] {
+        [
+            Dim::Fixed(batch as i64),
+            Dim::Fixed(rows as i64),
+            Dim::Fixed(n_mels as i64),
+            Dim::Param("frames"),
+        ]
+    }
+
     /// A valid NCA model (C channels, `n_mels` bands, dynamic frames), with
     /// its graph computing `rule`. Returned as a builder so tests can break it.
     pub fn nca_builder(channels: usize, n_mels: usize, rule: Rule) -> ModelBuilder {
@@ -827,38 +838,9 @@ pub mod test_onnx {
     ) -> ModelBuilder {
         let mut b = ModelBuilder::default();
         let c = channels as i64;
-        let m = n_mels as i64;
-        let k = unroll as i64;
-        b.input(
-            "state",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(c),
-                Dim::Fixed(m),
-                Dim::Param("frames"),
-            ],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[
-                Dim::Fixed(k),
-                Dim::Fixed(1),
-                Dim::Fixed(m),
-                Dim::Param("frames"),
-            ],
-        )
-        .output(
-            "next_state",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(c),
-                Dim::Fixed(m),
-                Dim::Param("frames"),
-            ],
-        );
+        b.input("state", FLOAT, &nca_dims(1, channels, n_mels))
+            .input("update_mask", FLOAT, &nca_dims(unroll, 1, n_mels))
+            .output("next_state", FLOAT, &nca_dims(1, channels, n_mels));
         match rule {
             Rule::Conv => {
                 let n = channels * channels * 9;
@@ -1139,57 +1121,25 @@ mod tests {
     #[test]
     fn wrong_input_names_are_contract_errors() {
         let mut b = ModelBuilder::default();
-        b.input(
-            "x",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .output(
-            "next_state",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
+        b.input("x", FLOAT, &nca_dims(1, 4, 8))
+            .input("update_mask", FLOAT, &nca_dims(1, 1, 8))
+            .output("next_state", FLOAT, &nca_dims(1, 4, 8))
+            .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("unexpected input `x`"));
 
         let mut b = ModelBuilder::default();
-        b.input(
-            "state",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .output(
-            "next_state",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .node("Identity", &["state"], &["next_state"], &[]);
+        b.input("state", FLOAT, &nca_dims(1, 4, 8))
+            .output("next_state", FLOAT, &nca_dims(1, 4, 8))
+            .node("Identity", &["state"], &["next_state"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("no input named `update_mask`"));
 
         let mut b = ModelBuilder::default();
-        b.input(
-            "state",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .output(
-            "out",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .node("Mul", &["state", "update_mask"], &["out"], &[]);
+        b.input("state", FLOAT, &nca_dims(1, 4, 8))
+            .input("update_mask", FLOAT, &nca_dims(1, 1, 8))
+            .output("out", FLOAT, &nca_dims(1, 4, 8))
+            .node("Mul", &["state", "update_mask"], &["out"], &[]);
         nca_meta(&mut b, 4, 8);
         assert!(graph_err(&b).contains("no output named `next_state`"));
     }
@@ -1198,23 +1148,11 @@ mod tests {
     fn wrong_dtype_and_shapes_are_contract_errors() {
         // float64 state.
         let mut b = ModelBuilder::default();
-        b.input(
-            "state",
-            DOUBLE,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .output(
-            "next_state",
-            DOUBLE,
-            &[Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(8), Dim::Param("f")],
-        )
-        .node("Identity", &["state"], &["next_state"], &[])
-        .node("Identity", &["update_mask"], &["unused"], &[]);
+        b.input("state", DOUBLE, &nca_dims(1, 4, 8))
+            .input("update_mask", FLOAT, &nca_dims(1, 1, 8))
+            .output("next_state", DOUBLE, &nca_dims(1, 4, 8))
+            .node("Identity", &["state"], &["next_state"], &[])
+            .node("Identity", &["update_mask"], &["unused"], &[]);
         nca_meta(&mut b, 4, 8);
         let m = graph_err(&b);
         assert!(m.contains("input `state`") && m.contains("float32"), "{m}");

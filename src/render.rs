@@ -117,20 +117,27 @@ impl RenderRequest {
             mutation: 0.0,
             notes,
             sample_rate: 48_000.0,
-            voice: VoiceSettings {
-                attack_s: 0.01,
-                decay_s: 0.3,
-                sustain: 0.8,
-                release_s: 0.3,
-                root_note: 60.0,
-                bend_range: 2.0,
-                gain: 0.5,
-                looping: true,
-                morph_s: 0.5,
-                polyphony: 8,
-            },
+            voice: offline_voice_settings(),
             tail_s: 0.5,
         }
+    }
+}
+
+/// The voices of offline renders (and, with a longer release, of the soak test):
+/// fixed here rather than taken from the plugin's defaults, so changing those
+/// does not change what determinism and pitch tests hear.
+pub fn offline_voice_settings() -> VoiceSettings {
+    VoiceSettings {
+        attack_s: 0.01,
+        decay_s: 0.3,
+        sustain: 0.8,
+        release_s: 0.3,
+        root_note: 60.0,
+        bend_range: 2.0,
+        gain: 0.5,
+        looping: true,
+        morph_s: 0.5,
+        polyphony: 8,
     }
 }
 
@@ -329,12 +336,29 @@ pub fn magma(t: f32) -> [u8; 3] {
     out
 }
 
+/// The error for a picture that cannot be written to `path`.
+fn png_error(path: &Path, e: impl std::fmt::Display) -> RenderError {
+    RenderError::Io(format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes `w` × `h` 8-bit RGB pixels (row-major, 3 bytes each) as a PNG; both
+/// pictures `grown render` writes end here.
+fn write_rgb_png(path: &Path, w: usize, h: usize, pixels: &[u8]) -> Result<(), RenderError> {
+    let file = std::fs::File::create(path).map_err(|e| png_error(path, e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| png_error(path, e))?;
+    writer
+        .write_image_data(pixels)
+        .map_err(|e| png_error(path, e))
+}
+
 /// Writes the spectrogram as a PNG (low frequencies at the bottom), scaled so that
 /// each frame and mel bin covers whole pixels.
 pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
-    let io = |e: String| RenderError::Io(format!("cannot write {}: {e}", path.display()));
     if s.frames == 0 || s.n_mels == 0 {
-        return Err(io("empty spectrogram".into()));
+        return Err(png_error(path, "empty spectrogram"));
     }
     let sx = (768 / s.frames).clamp(1, 8);
     let sy = 4usize;
@@ -349,22 +373,14 @@ pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
             pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&magma(v));
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| io(e.to_string()))?;
-    writer
-        .write_image_data(&pixels)
-        .map_err(|e| io(e.to_string()))
+    write_rgb_png(path, w, h, &pixels)
 }
 
 /// Writes the research's picture of an `stft-ms` grid ([`stft_ms_picture`]:
 /// CMYK inks from |M re|, |M im|, |S re|, |S im|, inverted, log2 frequency axis).
 pub fn write_stft_ms_png(path: &Path, g: &StftMsGrid) -> Result<(), RenderError> {
-    let io = |e: String| RenderError::Io(format!("cannot write {}: {e}", path.display()));
     if g.frames == 0 || g.bins == 0 {
-        return Err(io("empty grid".into()));
+        return Err(png_error(path, "empty grid"));
     }
     let sx = (768 / g.frames).clamp(1, 8);
     let h = 384usize;
@@ -378,14 +394,7 @@ pub fn write_stft_ms_png(path: &Path, g: &StftMsGrid) -> Result<(), RenderError>
             pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&small[s..s + 3]);
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| io(e.to_string()))?;
-    writer
-        .write_image_data(&pixels)
-        .map_err(|e| io(e.to_string()))
+    write_rgb_png(path, w, h, &pixels)
 }
 
 #[cfg(test)]

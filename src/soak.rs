@@ -243,7 +243,7 @@ pub fn rss_kib() -> u64 {
 /// CPU time consumed by the calling thread, in nanoseconds; `None` where the
 /// clock is unavailable.
 #[cfg(target_os = "linux")]
-fn thread_cpu_ns() -> Option<u64> {
+pub fn thread_cpu_ns() -> Option<u64> {
     /// `struct timespec` on 64-bit Linux.
     #[repr(C)]
     struct Timespec {
@@ -269,8 +269,9 @@ fn thread_cpu_ns() -> Option<u64> {
     ok.then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// CPU time consumed by the calling thread: not available off Linux.
 #[cfg(not(target_os = "linux"))]
-fn thread_cpu_ns() -> Option<u64> {
+pub fn thread_cpu_ns() -> Option<u64> {
     None
 }
 
@@ -344,16 +345,8 @@ pub fn run(
     voices.set_output_sample_rate(cfg.sample_rate);
     let mut limiter = SoftLimiter::new();
     let settings = VoiceSettings {
-        attack_s: 0.01,
-        decay_s: 0.3,
-        sustain: 0.8,
         release_s: 0.4,
-        root_note: 60.0,
-        bend_range: 2.0,
-        gain: 0.5,
-        looping: true,
-        morph_s: 0.5,
-        polyphony: 8,
+        ..crate::render::offline_voice_settings()
     };
 
     let block = cfg.block.max(1);

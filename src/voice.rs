@@ -730,14 +730,21 @@ impl Voices {
         self.next_age += 1;
     }
 
-    /// Releases the matching held voices (by voice id when given and known,
-    /// else by channel and note).
-    pub fn note_off(&mut self, note: u8, channel: u8, voice_id: Option<i32>) {
-        let by_id = voice_id.is_some()
+    /// Whether a note event addresses voices by host voice id: only when it
+    /// carries one that a sounding voice has; otherwise by channel and note, so
+    /// an id no voice knows still ends the note it names.
+    fn addressed_by_id(&self, voice_id: Option<i32>) -> bool {
+        voice_id.is_some()
             && self
                 .voices
                 .iter()
-                .any(|v| v.active() && v.voice_id == voice_id);
+                .any(|v| v.active() && v.voice_id == voice_id)
+    }
+
+    /// Releases the matching held voices (by voice id when given and known,
+    /// else by channel and note).
+    pub fn note_off(&mut self, note: u8, channel: u8, voice_id: Option<i32>) {
+        let by_id = self.addressed_by_id(voice_id);
         for v in self.voices.iter_mut() {
             if v.active() && v.stage != Stage::Release && v.matches(note, channel, voice_id, by_id)
             {
@@ -748,11 +755,7 @@ impl Voices {
 
     /// Ends the matching voices now (with a click-free 5 ms fade) and reports them.
     pub fn choke(&mut self, note: u8, channel: u8, voice_id: Option<i32>) {
-        let by_id = voice_id.is_some()
-            && self
-                .voices
-                .iter()
-                .any(|v| v.active() && v.voice_id == voice_id);
+        let by_id = self.addressed_by_id(voice_id);
         for i in 0..MAX_VOICES {
             let v = &self.voices[i];
             if v.active() && v.matches(note, channel, voice_id, by_id) {
@@ -1003,8 +1006,9 @@ impl SoftLimiter {
     }
 }
 
+// `pub(crate)` so other modules' tests share its pitch measurement.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use realfft::RealFftPlanner;
 
@@ -1079,8 +1083,9 @@ mod tests {
         (l, ends)
     }
 
-    /// Peak frequency with parabolic interpolation.
-    fn peak_hz(x: &[f32], sr: f32) -> (f32, f32) {
+    /// Peak frequency (Hann window, FFT, parabolic interpolation on log
+    /// magnitudes) and the peak bin's magnitude.
+    pub(crate) fn peak_hz(x: &[f32], sr: f32) -> (f32, f32) {
         let n = x.len().next_power_of_two() * 2;
         let mut planner = RealFftPlanner::<f32>::new();
         let fft = planner.plan_fft_forward(n);

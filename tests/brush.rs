@@ -31,6 +31,16 @@ fn expected_mask(stroke: &BrushStroke, n_mels: usize, frames: usize) -> Vec<bool
     mask
 }
 
+/// Sends one dab through a fresh brush queue into `g`, checks it is applied
+/// once and the queue drains, and returns the cells it should have erased.
+fn dab(g: &mut Grower, stroke: BrushStroke, n_mels: usize, frames: usize) -> Vec<bool> {
+    let (mut tx, mut rx) = brush_queue();
+    tx.push(stroke).unwrap();
+    assert_eq!(g.apply_strokes(&mut rx), 1);
+    assert_eq!(g.apply_strokes(&mut rx), 0, "the queue is drained");
+    expected_mask(&stroke, n_mels, frames)
+}
+
 #[test]
 fn brush_erases_exactly_the_cells_under_it_across_the_loop_point() {
     let (channels, n_mels, frames) = (4, 16, 24);
@@ -39,7 +49,6 @@ fn brush_erases_exactly_the_cells_under_it_across_the_loop_point() {
     g.grow(5, 12, frames, 0.5, 0.0).unwrap();
     assert!(g.nca().state().iter().all(|v| *v != 0.0));
 
-    let (mut tx, mut rx) = brush_queue();
     // Centred on the loop point, so the dab wraps from the end to the start.
     let stroke = BrushStroke {
         mel: 0.5,
@@ -47,11 +56,7 @@ fn brush_erases_exactly_the_cells_under_it_across_the_loop_point() {
         radius_mel: 0.25,
         radius_t: 0.15,
     };
-    tx.push(stroke).unwrap();
-    assert_eq!(g.apply_strokes(&mut rx), 1);
-    assert_eq!(g.apply_strokes(&mut rx), 0, "the queue is drained");
-
-    let mask = expected_mask(&stroke, n_mels, frames);
+    let mask = dab(&mut g, stroke, n_mels, frames);
     let erased = mask.iter().filter(|m| **m).count();
     assert!(erased > 20, "brush too small to mean anything: {erased}");
     assert!(mask[8 * frames + frames - 1] && mask[8 * frames], "wraps");
@@ -69,6 +74,7 @@ fn brush_erases_exactly_the_cells_under_it_across_the_loop_point() {
     }
 
     // Nonsense from a broken editor is ignored, never a panic.
+    let (mut tx, mut rx) = brush_queue();
     tx.push(BrushStroke {
         mel: f32::NAN,
         ..stroke
@@ -126,16 +132,13 @@ fn the_default_model_regrows_a_brushed_region_within_its_recommended_steps() {
         .unwrap()
         .clone();
 
-    let (mut tx, mut rx) = brush_queue();
     let stroke = BrushStroke {
         mel: 0.35,
         t: 0.5,
         radius_mel: 0.2,
         radius_t: 0.2,
     };
-    tx.push(stroke).unwrap();
-    assert_eq!(g.apply_strokes(&mut rx), 1);
-    let mask = expected_mask(&stroke, n_mels, frames);
+    let mask = dab(&mut g, stroke, n_mels, frames);
     let cells = n_mels * frames;
     // Zero right after, in every channel (the visible one reads as spec_offset).
     for plane in g.nca().state().chunks_exact(cells) {

@@ -659,7 +659,9 @@ fn missing_or_foreign_onnx_runtime_is_a_message_and_silence() {
 
 #[test]
 fn broken_model_files_fall_back_to_the_built_in_model_with_a_message() {
-    use grown::model::test_onnx::{nca_builder, nca_model, Dim, ModelBuilder, Rule, FLOAT};
+    use grown::model::test_onnx::{
+        nca_builder, nca_dims, nca_meta, nca_model, ModelBuilder, Rule, DOUBLE, FLOAT,
+    };
     let _serial = serial();
     let ort = ort_library();
     let d = scratch("models");
@@ -673,74 +675,20 @@ fn broken_model_files_fall_back_to_the_built_in_model_with_a_message() {
     future.meta("grown.contract", "7");
     let mut wrong_names = ModelBuilder::default();
     wrong_names
-        .input(
-            "x",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(4),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(1),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
-        .output(
-            "next_state",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(4),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
+        .input("x", FLOAT, &nca_dims(1, 4, 80))
+        .input("update_mask", FLOAT, &nca_dims(1, 1, 80))
+        .output("next_state", FLOAT, &nca_dims(1, 4, 80))
         .node("Mul", &["x", "update_mask"], &["next_state"], &[]);
-    grown::model::test_onnx::nca_meta(&mut wrong_names, 4, 80);
+    nca_meta(&mut wrong_names, 4, 80);
     let mut wrong_shape = nca_builder(4, 80, Rule::Conv);
     wrong_shape.meta("grown.channels", "6");
     let mut wrong_dtype = ModelBuilder::default();
     wrong_dtype
-        .input(
-            "state",
-            grown::model::test_onnx::DOUBLE,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(4),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
-        .input(
-            "update_mask",
-            FLOAT,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(1),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
-        .output(
-            "next_state",
-            grown::model::test_onnx::DOUBLE,
-            &[
-                Dim::Fixed(1),
-                Dim::Fixed(4),
-                Dim::Fixed(80),
-                Dim::Param("f"),
-            ],
-        )
+        .input("state", DOUBLE, &nca_dims(1, 4, 80))
+        .input("update_mask", FLOAT, &nca_dims(1, 1, 80))
+        .output("next_state", DOUBLE, &nca_dims(1, 4, 80))
         .node("Identity", &["state"], &["next_state"], &[]);
-    grown::model::test_onnx::nca_meta(&mut wrong_dtype, 4, 80);
+    nca_meta(&mut wrong_dtype, 4, 80);
     let cases: Vec<(&str, PathBuf, Vec<&str>)> = vec![
         (
             "missing",

@@ -126,7 +126,11 @@ class TextureLoss(torch.nn.Module):
             # impossible; the term switches itself off on grids shorter than 3 x 0.2 s.
             hi = min(round(ACF_MAX_S * fps), frames // 3)
             self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
-            self.register_buffer("t_acf", _linear_acf(_envelopes(tgt)[0], self.lags))
+            # A loop of ``frames`` frames can only match what an excerpt of that length has:
+            # the whole target's autocorrelation also holds its slow dynamics (loud and soft
+            # passages, notes and rests), which excerpts of the recording itself miss as badly
+            # as any grown loop does.
+            self.register_buffer("t_acf", _crop_acf(_envelopes(tgt)[0], frames, self.lags))
             if not 0 < weights.diversity_low <= weights.diversity_high:
                 raise ValueError("need 0 < diversity_low <= diversity_high")
             median = 2 * _diversity_margin(tgt[0], frames)
@@ -196,15 +200,23 @@ def _circular_acf(env: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
     return ac[..., lags] / (ac[..., :1] + 1e-3 * x.shape[-1])
 
 
-def _linear_acf(env: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
-    """Normalised autocorrelation ``[bands, len(lags)]`` of a (non-looping) target envelope."""
-    x = env - env.mean(dim=-1, keepdim=True)
-    t = x.shape[-1]
-    var = (x * x).mean(dim=-1)
-    vals = [(x[:, : t - int(k)] * x[:, int(k) :]).mean(dim=-1) for k in lags]
-    if not vals:
+#: Excerpts averaged for the target's autocorrelation (evenly spaced over the target).
+ACF_CROPS = 64
+
+
+def _crop_acf(env: torch.Tensor, frames: int, lags: torch.Tensor) -> torch.Tensor:
+    """Mean circular autocorrelation ``[bands, len(lags)]`` of ``frames``-wide target excerpts.
+
+    Each excerpt is treated as a loop, exactly as a grown item is, so the target and the
+    grown loops are compared like with like.
+    """
+    if not len(lags):
         return torch.zeros(env.shape[0], 0)
-    return torch.stack(vals, dim=-1) / (var + 1e-3).unsqueeze(-1)
+    t = env.shape[-1]
+    frames = min(frames, t)
+    starts = torch.linspace(0, t - frames, min(ACF_CROPS, t - frames + 1)).round().long().unique()
+    crops = torch.stack([env[:, int(a) : int(a) + frames] for a in starts])
+    return _circular_acf(crops, lags).mean(dim=0)
 
 
 def _shift_distances(s: torch.Tensor) -> torch.Tensor:

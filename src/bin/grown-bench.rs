@@ -587,37 +587,11 @@ impl Instance {
     }
 }
 
-/// CPU time the calling thread has used. On a shared machine wall-clock
-/// windows include time the thread sat descheduled; this clock does not, so it
-/// shows the callback's own cost beside the wall-clock figure.
-#[cfg(target_os = "linux")]
+/// CPU time the calling thread has used (the soak test's clock). On a shared
+/// machine wall-clock windows include time the thread sat descheduled; this
+/// clock does not, so it shows the callback's own cost beside the wall-clock figure.
 fn thread_cpu_time() -> Option<Duration> {
-    /// `struct timespec` on 64-bit Linux.
-    #[repr(C)]
-    struct Timespec {
-        /// Whole seconds.
-        tv_sec: i64,
-        /// Nanoseconds.
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    /// `CLOCK_THREAD_CPUTIME_ID` from `<time.h>`.
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the call only fills it.
-    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
-    (ok && cfg!(target_pointer_width = "64"))
-        .then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_cpu_time() -> Option<Duration> {
-    None
+    grown::soak::thread_cpu_ns().map(Duration::from_nanos)
 }
 
 /// Lowest and highest note of the benchmark chords: two octaves around the

@@ -7,6 +7,7 @@
 //! path. Its own locks (snapshot output, brush producer, engine link) are
 //! shared with nothing on the audio thread.
 
+mod gl_libraries;
 pub mod models;
 pub mod spectrogram;
 
@@ -14,6 +15,7 @@ use crate::engine::{BrushProducer, EngineStatus};
 use crate::mel::Spectrogram;
 use crate::params::GrownParams;
 use crate::{EngineLink, Playheads};
+use gl_libraries::GlLibraries;
 use models::{ModelPicker, PickerAction};
 use nice_plug::context::gui::GuiContext;
 use nice_plug::editor::dpi::LogicalSize;
@@ -36,6 +38,15 @@ pub const MIN_SIZE: (f32, f32) = (640.0, 420.0);
 pub const MAX_SIZE: (f32, f32) = (3840.0, 2160.0);
 /// Repaint interval: the engine publishes snapshots at ~30 Hz.
 const FRAME: std::time::Duration = std::time::Duration::from_millis(33);
+/// How often egui-baseview polls nice-plug-egui's repaint notifier: practically
+/// never. The notifier starts out set (and host parameter or state changes set
+/// it while a window is up), so its first poll, 16 ms after the window is
+/// created, asks baseview 0.4 for a frame; when that comes before the host maps
+/// the window, baseview sends its first Present request before it has selected
+/// Present events (`PresentState::handle_present_notify` runs ahead of
+/// `handle_window_mapped`), never sees the completion and never draws: a blank
+/// editor. `ui` repaints every `FRAME` anyway, so the notifier adds nothing.
+const NOTIFIER_POLL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Everything the plugin shares with the editor.
 pub struct EditorShared {
@@ -66,6 +77,9 @@ pub struct GrownEditor {
     brush_radius: f32,
     /// Path fields and checks of the model picker.
     picker: ModelPicker,
+    /// Keeps baseview's GL library loaded from the first open on, so that closing
+    /// a window does not unload (and leak) Mesa each time; see `gl_libraries`.
+    gl: Option<GlLibraries>,
 }
 
 pub type GrownEguiEditor = EguiEditor<GrownEditor>;
@@ -80,6 +94,7 @@ pub fn create(shared: EditorShared) -> Option<GrownEguiEditor> {
         nice_plug_egui::RepaintNotifier::new(),
         EguiNiceSettings {
             title: "Grown".to_owned(),
+            repaint_poll_interval: NOTIFIER_POLL,
             resize_hint: ResizeHint::resizable().with_min_max_logical_size(
                 Some(LogicalSize::new(MIN_SIZE.0, MIN_SIZE.1)),
                 Some(LogicalSize::new(MAX_SIZE.0, MAX_SIZE.1)),
@@ -92,6 +107,7 @@ pub fn create(shared: EditorShared) -> Option<GrownEguiEditor> {
             view: SpectrogramView::new(),
             brush_radius: 0.08,
             picker: ModelPicker::default(),
+            gl: None,
         },
     )
 }
@@ -113,6 +129,10 @@ impl NiceEguiApp for GrownEditor {
         _frame: &mut nice_plug_egui::Frame,
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         self.gui = Some(gui);
+        // baseview has made this window's GL context: its library is loaded now.
+        if self.gl.is_none() {
+            self.gl = Some(GlLibraries::reference_loaded());
+        }
         let p = &self.shared.params;
         self.picker.open(
             crate::params::read_path(&p.model_path),

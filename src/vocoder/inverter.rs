@@ -613,27 +613,6 @@ mod tests {
             .collect()
     }
 
-    /// Dominant frequency by an FFT peak with parabolic interpolation.
-    fn dominant_hz(x: &[f32], sr: f32) -> f32 {
-        let n = x.len().next_power_of_two() * 2;
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft = planner.plan_fft_forward(n);
-        let mut buf = fft.make_input_vec();
-        for (i, &v) in x.iter().enumerate() {
-            let w = 0.5 - 0.5 * (2.0 * PI * i as f32 / x.len() as f32).cos();
-            buf[i] = v * w;
-        }
-        let mut spec = fft.make_output_vec();
-        fft.process(&mut buf, &mut spec).unwrap();
-        let mags: Vec<f32> = spec.iter().map(|c| c.norm()).collect();
-        let k = (1..mags.len() - 1)
-            .max_by(|&a, &b| mags[a].total_cmp(&mags[b]))
-            .unwrap();
-        let (l, c, r) = (mags[k - 1].ln(), mags[k].ln(), mags[k + 1].ln());
-        let delta = 0.5 * (l - r) / (l - 2.0 * c + r);
-        (k as f32 + delta) * sr / n as f32
-    }
-
     fn spectral_convergence_db(reference: &Spectrogram, estimate: &Spectrogram) -> f32 {
         let mut num = 0f64;
         let mut den = 0f64;
@@ -660,7 +639,7 @@ mod tests {
         assert_eq!(again.frames, mel.frames);
         let sc = spectral_convergence_db(&mel, &again);
         assert!(sc < -15.0, "spectral convergence {sc} dB");
-        let f = dominant_hz(&out, sr);
+        let (f, _) = crate::voice::tests::peak_hz(&out, sr);
         assert!((f - 440.0).abs() < 0.02 * 440.0, "dominant {f} Hz");
         // Fewer iterations must not be better than more (PGHI alone is the floor).
         let mut inv0 = Inverter::with_iterations(cfg, 0);

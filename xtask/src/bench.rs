@@ -131,6 +131,16 @@ impl Run {
     fn get(&self, pointer: &str) -> Option<Value> {
         Value::Object(self.data.clone()).pointer(pointer).cloned()
     }
+
+    /// The list at `pointer`; `None` where its section was not measured.
+    fn array(&self, pointer: &str) -> Option<Vec<Value>> {
+        self.get(pointer).and_then(|v| v.as_array().cloned())
+    }
+
+    /// The string at `pointer`; `None` where its section was not measured.
+    fn text(&self, pointer: &str) -> Option<String> {
+        self.get(pointer).and_then(|v| v.as_str().map(String::from))
+    }
 }
 
 /// ONNX Runtime intra-op threads the plugin picks on this machine (runtime.rs:
@@ -332,6 +342,11 @@ pub fn run(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
     );
 
     let elapsed = started.elapsed().as_secs_f64();
+    let json_path = if opts.quick {
+        bench_dir.join("benchmarks.json")
+    } else {
+        root.join("docs/benchmarks.json")
+    };
     let context = Context_ {
         command: match (opts.quick, opts.no_build) {
             (true, _) => "cargo xtask bench --quick".into(),
@@ -348,20 +363,13 @@ pub fn run(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
         load_before,
         elapsed,
         headline_threads: product_threads(),
+        previous: std::fs::read_to_string(&json_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok()),
     };
     let report = Report::build(&run, &context);
     println!("{}", report.table());
-    let (md_path, json_path) = if opts.quick {
-        (
-            bench_dir.join("BENCHMARKS.md"),
-            bench_dir.join("benchmarks.json"),
-        )
-    } else {
-        (
-            root.join("docs/BENCHMARKS.md"),
-            root.join("docs/benchmarks.json"),
-        )
-    };
+    let md_path = json_path.with_file_name("BENCHMARKS.md");
     if let Some(dir) = md_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -401,7 +409,14 @@ struct Context_ {
     elapsed: f64,
     /// Thread count of the headline NCA figures (the plugin's own choice here).
     headline_threads: usize,
+    /// The flat figures this run replaces, so the report shows what moved
+    /// (a regression or a speed-up is otherwise invisible once overwritten).
+    previous: Option<Map<String, Value>>,
 }
+
+/// Summary figures that moved by at least this fraction count as changed;
+/// repeated runs on the shared machine scatter by less.
+const CHANGE_SHOWN: f64 = 0.10;
 
 /// Direction of a target.
 #[derive(Clone, Copy)]
@@ -476,6 +491,35 @@ fn fmt_num(v: f64) -> String {
 
 fn fmt_opt(v: Option<f64>, unit: &str) -> String {
     v.map_or("not measured".into(), |v| format!("{}{unit}", fmt_num(v)))
+}
+
+/// One Markdown list item per summary row whose value moved by
+/// [`CHANGE_SHOWN`] or more between the flat figures `previous` (an earlier
+/// run) and `current` (this one). A flat figure can be in other units than its
+/// row (a fraction shown as a percentage), so the change is taken between flat
+/// figures and the old value is shown at the row's scale.
+fn moved_rows(
+    rows: &[Row],
+    current: &Map<String, Value>,
+    previous: &Map<String, Value>,
+) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            let shown = r.value?;
+            let new = current.get(r.key)?.as_f64()?;
+            let old = previous.get(r.key)?.as_f64()?;
+            let change = new / old - 1.0;
+            (old != 0.0 && new != 0.0 && change.abs() >= CHANGE_SHOWN).then(|| {
+                format!(
+                    "* `{}`: {} → {} ({:+.0} %)",
+                    r.key,
+                    fmt_opt(Some(shown * old / new), r.unit),
+                    fmt_opt(Some(shown), r.unit),
+                    100.0 * change
+                )
+            })
+        })
+        .collect()
 }
 
 /// Derived figures, targets and the flat JSON.
@@ -686,6 +730,7 @@ impl Report {
         );
         put("rss_baseline_mb", run.num("/memory/baseline_mb"));
         flat.insert("date".into(), json!(ctx.date));
+        flat.insert("load_before".into(), json!(ctx.load_before));
         flat.insert("machine".into(), json!(ctx.machine));
         flat.insert("command".into(), json!(ctx.command));
         flat.insert(
@@ -791,6 +836,7 @@ impl Report {
                 }
             );
         }
+        self.changes(&mut md, ctx);
         if !run.errors.is_empty() {
             let _ = writeln!(md, "\nNot measured in this run:\n");
             for e in &run.errors {
@@ -800,6 +846,36 @@ impl Report {
         md.push('\n');
         sections::write_all(&mut md, run, self, ctx);
         md
+    }
+
+    /// Lists the summary figures that moved by [`CHANGE_SHOWN`] or more since
+    /// the run whose figures this one replaces.
+    fn changes(&self, md: &mut String, ctx: &Context_) {
+        let Some(previous) = &ctx.previous else {
+            return;
+        };
+        let field = |key: &str| previous.get(key).and_then(Value::as_str).unwrap_or("?");
+        let load = previous
+            .get("load_before")
+            .and_then(Value::as_str)
+            .map_or(String::new(), |l| format!(", load before it: {l}"));
+        let moved = moved_rows(&self.rows, &self.flat, previous);
+        let _ = writeln!(
+            md,
+            "\nSince the previous run (`{}` on {}{load}), {} by {:.0} % or more{}",
+            field("command"),
+            field("date"),
+            if moved.is_empty() {
+                "no summary figure moved"
+            } else {
+                "these summary figures moved"
+            },
+            100.0 * CHANGE_SHOWN,
+            if moved.is_empty() { "." } else { ":\n" }
+        );
+        for line in moved {
+            let _ = writeln!(md, "{line}");
+        }
     }
 
     fn flat_num(&self, key: &str) -> Option<f64> {
@@ -831,6 +907,11 @@ mod sections {
         fmt_opt(run.num(pointer), unit)
     }
 
+    /// A Markdown table's header row and its alignment row.
+    fn table_head(md: &mut String, header: &str, align: &str) {
+        let _ = writeln!(md, "{header}\n{align}");
+    }
+
     fn nca(md: &mut String, run: &Run, report: &Report, ctx: &Context_) {
         let _ = writeln!(md, "## 1. NCA growth\n");
         let flops = run.num("/python/nca/shipped/flops_per_step");
@@ -844,17 +925,16 @@ mod sections {
             val(run, "/nca_1/channels", ""),
             run.get("/python/nca/shipped/hidden")
                 .map_or("?".into(), |v| v.to_string()),
-            run.get("/python/nca/shipped/perception")
-                .and_then(|v| v.as_str().map(String::from))
+            run.text("/python/nca/shipped/perception")
                 .unwrap_or_else(|| "?".into()),
             ctx.headline_threads
         );
-        let _ = writeln!(
+        table_head(
             md,
-            "| ORT threads | Grown steps/s | notebook NCA, eager PyTorch | ratio | shipped architecture, \
-             eager PyTorch | ratio | Grown GFLOP/s | sgemm peak GFLOP/s | % of peak |"
+            "| ORT threads | Grown steps/s | notebook NCA, eager PyTorch | ratio | shipped \
+             architecture, eager PyTorch | ratio | Grown GFLOP/s | sgemm peak GFLOP/s | % of peak |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for t in THREADS {
             let f = |k: &str| fmt_opt(report.flat_num(&format!("{k}_{t}t")), "");
             let rate = report
@@ -935,12 +1015,14 @@ mod sections {
              22.05 kHz; its mel from the plugin's `MelAnalyzer` (BigVGAN front end). Both inverters \
              get exactly that log-mel.\n"
         );
-        let _ = writeln!(
+        table_head(
             md,
-            "| | time for {} s | real-time factor | spectral convergence | lag searched |",
-            val(run, "/inverter/seconds_audio", "")
+            &format!(
+                "| | time for {} s | real-time factor | spectral convergence | lag searched |",
+                val(run, "/inverter/seconds_audio", "")
+            ),
+            "|---|---:|---:|---:|---:|",
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
         let _ = writeln!(
             md,
             "| Grown built-in inverter ({} Fast Griffin-Lim iterations after PGHI, 1 thread) | {} | {} | {} | {} |",
@@ -953,8 +1035,7 @@ mod sections {
         let _ = writeln!(
             md,
             "| librosa {} `feature.inverse.mel_to_audio` (NNLS + 32 Griffin-Lim iterations, {} thread(s), faster of 1 and 2) | {} | {} | {} | {} |",
-            run.get("/python/vocoder/librosa_version")
-                .and_then(|v| v.as_str().map(String::from))
+            run.text("/python/vocoder/librosa_version")
                 .unwrap_or_default(),
             val(run, "/python/vocoder/librosa_threads", ""),
             val(run, "/python/vocoder/librosa_s", " s"),
@@ -990,11 +1071,11 @@ mod sections {
             val(run, "/bigvgan_2/frames", ""),
             val(run, "/bigvgan_2/seconds_audio", "")
         );
-        let _ = writeln!(
+        table_head(
             md,
-            "| ORT threads | real-time factor (< 1 is faster than real time) |"
+            "| ORT threads | real-time factor (< 1 is faster than real time) |",
+            "|---:|---:|",
         );
-        let _ = writeln!(md, "|---:|---:|");
         for t in THREADS {
             let _ = writeln!(
                 md,
@@ -1002,18 +1083,18 @@ mod sections {
                 val(run, &format!("/bigvgan_{t}/rtf"), "")
             );
         }
-        if let Some(rows) = run
-            .get("/python/bigvgan/sweep")
-            .and_then(|v| v.as_array().cloned())
-        {
+        if let Some(rows) = run.array("/python/bigvgan/sweep") {
             let _ = writeln!(
                 md,
                 "\nGraph optimisation levels × threads, ONNX Runtime 1.31.1 from Python, whole mel in \
                  one call (no chunking), {} s of audio:\n",
                 val(run, "/python/bigvgan/sweep_seconds_audio", "")
             );
-            let _ = writeln!(md, "| level | threads | real-time factor | session build |");
-            let _ = writeln!(md, "|---|---:|---:|---:|");
+            table_head(
+                md,
+                "| level | threads | real-time factor | session build |",
+                "|---|---:|---:|---:|",
+            );
             for r in rows {
                 let _ = writeln!(
                     md,
@@ -1040,20 +1121,12 @@ mod sections {
              of 10 windows); \"CPU share\" is the audio thread's own CPU time (its thread clock) \
              over the same windows, which leaves out time the thread sat descheduled, so on a \
              loaded machine it is the truer measure of the code's cost.\n",
-            run.get("/callback/notes")
-                .and_then(|v| v.as_str().map(String::from))
+            run.text("/callback/notes")
                 .unwrap_or_default(),
             val(run, "/callback/seconds", "")
         );
-        let _ = writeln!(
-            md,
-            "| voices | block | ns per output sample | share of real time | CPU share | worst block | allocations |"
-        );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
-        if let Some(rows) = run
-            .get("/callback/rows")
-            .and_then(|v| v.as_array().cloned())
-        {
+        table_head(md, "| voices | block | ns per output sample | share of real time | CPU share | worst block | allocations |", "|---:|---:|---:|---:|---:|---:|---:|");
+        if let Some(rows) = run.array("/callback/rows") {
             for r in rows {
                 let _ = writeln!(
                     md,
@@ -1086,8 +1159,7 @@ mod sections {
              factor {}.\n",
             val(run, "/regrow/length_s", ""),
             val(run, "/regrow/latency_ms", " ms"),
-            run.get("/regrow/latency_ms_all")
-                .and_then(|v| v.as_array().cloned())
+            run.array("/regrow/latency_ms_all")
                 .unwrap_or_default()
                 .iter()
                 .filter_map(Value::as_f64)
@@ -1101,8 +1173,7 @@ mod sections {
     fn memory(md: &mut String, run: &Run) {
         let _ = writeln!(md, "## 5. Memory\n");
         let rss: Vec<String> = run
-            .get("/memory/rss_mb")
-            .and_then(|v| v.as_array().cloned())
+            .array("/memory/rss_mb")
             .unwrap_or_default()
             .iter()
             .map(|v| fmt_opt(v.as_f64(), ""))
@@ -1120,10 +1191,7 @@ mod sections {
             val(run, "/memory/extra_mb", ""),
             val(run, "/memory/extra_max_mb", " MiB"),
         );
-        if let Some(parts) = run
-            .get("/memory_parts/parts")
-            .and_then(|v| v.as_array().cloned())
-        {
+        if let Some(parts) = run.array("/memory_parts/parts") {
             let _ = writeln!(
                 md,
                 "Where one instance's memory goes (RSS growth per part, built in engine order in a \
@@ -1131,8 +1199,7 @@ mod sections {
                 val(run, "/memory_parts/frames", ""),
                 val(run, "/memory_parts/checkpoints", "")
             );
-            let _ = writeln!(md, "| part | MiB |");
-            let _ = writeln!(md, "|---|---:|");
+            table_head(md, "| part | MiB |", "|---|---:|");
             for p in parts {
                 let _ = writeln!(
                     md,
@@ -1384,15 +1451,12 @@ mod notes {
                 )
             }
             "rss_first_mb" | "rss_extra_mb" => {
-                let grow = run
-                    .get("/memory_parts/parts")
-                    .and_then(|v| v.as_array().cloned())
-                    .and_then(|parts| {
-                        parts
-                            .iter()
-                            .find(|p| p["part"].as_str().is_some_and(|s| s.starts_with("growing")))
-                            .and_then(|p| p["mb"].as_f64())
-                    });
+                let grow = run.array("/memory_parts/parts").and_then(|parts| {
+                    parts
+                        .iter()
+                        .find(|p| p["part"].as_str().is_some_and(|s| s.starts_with("growing")))
+                        .and_then(|p| p["mb"].as_f64())
+                });
                 format!(
                     "**Limit:** per instance the largest part is growing itself ({} MiB in the \
                      table above, measured in a process holding one instance): ONNX Runtime's \
@@ -1412,5 +1476,51 @@ mod notes {
             }
             _ => String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &'static str, value: Option<f64>) -> Row {
+        Row {
+            key,
+            label: key.into(),
+            value,
+            unit: " ms",
+            goal: None,
+            also: None,
+        }
+    }
+
+    #[test]
+    fn only_figures_that_moved_enough_are_listed() {
+        let previous: Map<String, Value> = serde_json::from_str(
+            r#"{"slower": 100.5, "steady": 100.5, "zero": 0.0, "text": "x", "share": 0.022}"#,
+        )
+        .unwrap();
+        let current: Map<String, Value> = serde_json::from_str(
+            r#"{"slower": 125.5, "steady": 105.5, "zero": 3.5, "text": 3.5, "new": 3.5,
+                "share": 0.033}"#,
+        )
+        .unwrap();
+        let rows = [
+            row("slower", Some(125.5)),
+            row("steady", Some(105.5)),
+            row("zero", Some(3.5)),
+            row("text", Some(3.5)),
+            row("new", Some(3.5)),
+            row("steady", None),
+            // The flat figure a fraction, its row a percentage.
+            row("share", Some(3.3)),
+        ];
+        assert_eq!(
+            moved_rows(&rows, &current, &previous),
+            [
+                "* `slower`: 100.5 ms → 125.5 ms (+25 %)",
+                "* `share`: 2.200 ms → 3.300 ms (+50 %)",
+            ]
+        );
     }
 }

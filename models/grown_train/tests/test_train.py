@@ -137,6 +137,22 @@ def test_loss_terms_respond_to_what_they_measure():
     assert loss(closer)["diversity"].mean() < loss(noise)["diversity"].mean()
 
 
+def test_rhythm_target_is_what_an_excerpt_of_the_target_has():
+    """A recording with slow dynamics (a swell over 40 s) under a steady 4 Hz beat: any loop-length
+    excerpt of it is a perfect rhythm match, and a loop without the beat is not. Against the whole
+    recording's autocorrelation (the old target) the excerpt itself scored as badly as a flat loop."""
+    fps = 22050 / 256
+    t = torch.arange(3500)
+    beat = (t % 22 < 3).float()
+    swell = 2.0 * torch.sin(2 * torch.pi * t / 3500)
+    target = (-1.0 + 0.8 * beat + swell).expand(80, -1).clone()
+    loss = TextureLoss(target, 129, fps)
+    for start in (100, 1700, 3000):
+        assert loss(target[None, :, start : start + 129])["acf"] < 0.01
+    no_beat = target[None, :, 100:229].mean(dim=-1, keepdim=True).expand(-1, -1, 129)
+    assert loss(no_beat + 0.01 * torch.randn(1, 80, 129, generator=torch.Generator().manual_seed(0)))["acf"] > 0.03
+
+
 def test_marginal_term_splits_a_flat_field_into_events():
     fps = 22050 / 256
     t = torch.arange(128)
