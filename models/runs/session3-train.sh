@@ -12,26 +12,9 @@
 # chord.onnx and clicks.onnx were re-exported from runs/chord-37f7da2a.pt and runs/clicks-4cb9bcdb.pt through
 # grown_train.export.export_onnx with their files' own metadata (padded 104-channel features, bit-identical output).
 # Then: nice -n 19 python -m grown_train eval --extra-baseline trumpet:250
-cd "$(dirname "$0")/.."
-PY=/root/.cache/grown/venv-1f192627d16d4ac0/bin/python
-mkdir -p runs/s3
-# Frozen copy of the package per stream, so later edits in grown_train/ do not leak into a running stream.
-SNAP="$(pwd)/runs/pkg-s3-$1-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$SNAP" && cp -r grown_train "$SNAP/" && rm -rf "$SNAP/grown_train/tests"
-export PYTHONPATH="$SNAP"
-COMMON="--hidden 64 --batch 3 --pool-size 96 --min-steps 24 --max-steps 48 --threads 1 --checkpoint-every 10 --preview-every 25 --checkpoint-dir runs/s3"
-train() {
-  local name=$1 target=$2 credit=$3 license=$4
-  shift 4
-  echo "=== $name $(date -Is) $*" >>"runs/s3/$name.log"
-  nice -n 19 "$PY" -P -m grown_train train --target "targets/$target" --out "runs/s3/$name.onnx" \
-    --credit "$credit" --license "$license" $COMMON "$@" >>"runs/s3/$name.log" 2>&1
-  echo "=== $name exit $? $(date -Is)" >>"runs/s3/$name.log"
-}
-STRINGS="strings.ogg — Johannes Brahms, Hungarian Dance No. 5 / US Army Strings (Musopen)"
-TRUMPET="trumpet.ogg — Mihai Sorohan (Freesound 77711)"
-ROBIN="robin.ogg — InspectorJ (Freesound 456440)"
-CLICKS="clicks.wav — synthetic 4 clicks/s (grown_train.synth)"
+RUN=s3 NICE=19 STREAM=$1
+# shellcheck source=train-stream.sh
+source "$(dirname "$0")/train-stream.sh"
 case "$1" in
 B)
   # Weights 10: on these nearly event-free fields the acf/marginal gradients are ~10x (acf: 10-40x) smaller than

@@ -1,31 +1,16 @@
 #!/usr/bin/env bash
-# Session 4 training (2026-11-26 from ~14:33 UTC), two streams of one torch thread each, nice 10.
+# Session 4 training (2026-11-26 14:33-15:42 UTC), up to four streams (A-D) of one torch thread each, nice 10.
 # The rhythm target changed this session: the ACF term now compares a grown loop with the mean circular ACF of
 # loop-length excerpts of the target (before: the linear ACF of the whole recording, which holds the recording's
 # slow dynamics; excerpts of the recording itself scored 0.41-0.42 on it, worse than both NCA rows). strings and
 # trumpet lose to baseline (a) on the new metric (0.0203 vs 0.0161, 0.0995 vs 0.0968), so both are retrained
-# against it; clicks continues the session-3 marginal-term run, which grew click events but too many, irregular
-# and too diverse (training diversity term 5.2): diversity weight 1, rhythm weight 30.
+# against it (chord too: it tied); clicks tried to continue the session-3 marginal-term run, which grew click
+# events but too many, irregular and too diverse (training diversity term 5.2) - see stream A and D for each try.
 # Outputs go to runs/s4/NAME.onnx; a model is copied into nca/ only when EVAL.md says it is better.
 # Usage: runs/session4-train.sh A|B|C|D
-cd "$(dirname "$0")/.."
-PY=/root/.cache/grown/venv-1f192627d16d4ac0/bin/python
-mkdir -p runs/s4
-SNAP="$(pwd)/runs/pkg-s4-$1-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$SNAP" && cp -r grown_train "$SNAP/" && rm -rf "$SNAP/grown_train/tests"
-export PYTHONPATH="$SNAP"
-COMMON="--hidden 64 --batch 3 --pool-size 96 --min-steps 24 --max-steps 48 --threads 1 --checkpoint-every 10 --preview-every 25 --checkpoint-dir runs/s4"
-train() {
-  local name=$1 target=$2 credit=$3 license=$4
-  shift 4
-  echo "=== $name $(date -Is) $*" >>"runs/s4/$name.log"
-  nice -n 10 "$PY" -P -m grown_train train --target "targets/$target" --out "runs/s4/$name.onnx" \
-    --credit "$credit" --license "$license" $COMMON "$@" >>"runs/s4/$name.log" 2>&1
-  echo "=== $name exit $? $(date -Is)" >>"runs/s4/$name.log"
-}
-STRINGS="strings.ogg — Johannes Brahms, Hungarian Dance No. 5 / US Army Strings (Musopen)"
-TRUMPET="trumpet.ogg — Mihai Sorohan (Freesound 77711)"
-CLICKS="clicks.wav — synthetic 4 clicks/s (grown_train.synth)"
+RUN=s4 NICE=10 STREAM=$1
+# shellcheck source=train-stream.sh
+source "$(dirname "$0")/train-stream.sh"
 case "$1" in
 A)
   # 14:33-14:36 a first try (--w-marginal 3 --w-acf 30 --w-diversity 1, lr 2e-3) collapsed to a flat field by
@@ -51,7 +36,6 @@ B)
 C)
   # 14:44: the new rhythm metric also ties chord with (a) (0.0263 vs 0.0265): chord was trained at 48 frames,
   # where the rhythm term is off, and its envelope wanders slowly. 86 frames switch the term on.
-  CHORD="chord.wav — synthetic A minor triad + octave (grown_train.synth)"
   # Ran 14:44-14:57 like this: at iteration 100 the ACF error had not moved (0.0261). The target's mean excerpt
   # ACF holds a real beat: the triad's partials beat at ~1.7 Hz (period ~50 frames) in mel bands 20-39, ACF
   # +-0.5, while the grown envelopes are flat (std 0.003-0.006 against 0.05-0.14). An 86-frame grid has rhythm
