@@ -44,8 +44,10 @@ pub const CHECKPOINT_BUDGET_BYTES: usize = 192 << 20;
 /// outside the trained range and no further (see [`Grower`]).
 pub const DRIFT_MARGIN: f32 = 0.1;
 
-/// Shortest and longest sound the engine grows, in frames.
-pub const MIN_FRAMES: usize = 8;
+/// Shortest and longest sound the engine grows, in frames. A graph wraps its
+/// time axis by slicing, so it needs more frames than its widest wrap (12 for
+/// the `band9` kernel); 16 is also the trainer's narrowest grid.
+pub const MIN_FRAMES: usize = 16;
 /// See [`MIN_FRAMES`]; bounds memory (state and checkpoints scale with it).
 pub const MAX_FRAMES: usize = 4096;
 

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push seeds apart when closer than this many median target-crop distances (%(default)s)")
     t.add_argument("--diversity-high", type=_positive(float), default=w.diversity_high,
                    help="pull seeds together when farther than this many median target-crop distances (%(default)s)")
+    t.add_argument("--acf-min-s", type=_positive(float), default=d.acf_min_s,
+                   help="shortest rhythm lag in seconds; down to one frame (0.0116) the term also sees event "
+                        "width and spacing (%(default)s)")
     t.add_argument("--credit", default="", help="grown.target text, e.g. 'trumpet.ogg — Mihai Sorohan'")
     t.add_argument("--license", default=d.license, help="grown.license text (%(default)s)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint for OUT")
@@ -111,7 +114,7 @@ def _train(args) -> int:
         preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
         lr=args.lr, lr_final=args.lr_final, min_steps=args.min_steps, max_steps=args.max_steps,
         fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
-        damage_prob=args.damage_prob, weights=weights, credit=args.credit, license=args.license,
+        damage_prob=args.damage_prob, weights=weights, acf_min_s=args.acf_min_s, credit=args.credit, license=args.license,
         fresh=args.fresh, init_from=args.init_from, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
         time_budget=args.time_budget, threads=args.threads,
     )

@@ -301,6 +301,34 @@ def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
     return fallback
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, so a report can recognise a model it has described before."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def previous_training(name: str, digest: str, sidecar: Path | None = None) -> dict:
+    """How the model was trained, from the last report's ``results.json``, if it described this very file.
+
+    Checkpoints live in the uncommitted ``models/runs``, so a fresh checkout has none; the
+    committed sidecar keeps what the report said while they existed. Only a row whose
+    ``onnx_sha256`` is this file's is trusted (a retrained model must not inherit the budget
+    of the one it replaced). Empty if there is no such row.
+    """
+    path = sidecar or MODELS_DIR / "eval" / "results.json"
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    for entry in entries if isinstance(entries, list) else []:
+        info = entry.get("rows", {}).get("shipped", {}).get("info", {}) if isinstance(entry, dict) else {}
+        if entry.get("name") == name and info.get("onnx_sha256") == digest:
+            kept = {k: info[k] for k in ("iterations", "planned", "batch", "lineage") if k in info}
+            return {**kept, "from_report": True} if kept else {}
+    return {}
+
+
 def _onnx_w2(path: Path):
     """The ``w2.weight`` initializer of an NCA file (None if it has none)."""
     import onnx
@@ -350,7 +378,9 @@ def evaluate_model(
     t0 = time.perf_counter()
     shipped = Row("shipped", grow_onnx(spec, seeds, frames, torch.get_num_threads()))
     timings["grow shipped"] = time.perf_counter() - t0
-    shipped.info.update(shipped_training(spec.name, spec.path))
+    digest = file_digest(spec.path)
+    shipped.info.update(shipped_training(spec.name, spec.path) or previous_training(spec.name, digest))
+    shipped.info["onnx_sha256"] = digest
 
     ncfg = notebook_config(spec, budget, t_frames)
     cache = cache_path(baseline_dir, spec.name, ncfg, spec.target.read_bytes())
@@ -463,12 +493,17 @@ def comparisons(result: dict) -> dict[str, list[str]]:
     """Metric titles where the shipped model loses to / ties with (a), and where (b) beats it."""
     rows = {r.label: r for r in result["rows"]}
     s, a, b = rows["shipped"], rows["notebook (a)"], rows["L-BFGS (b)"]
-    out = {"a_wins": [], "a_ties": [], "b_better": []}
+    rec = rows.get("recording")
+    out = {"a_wins": [], "a_ties": [], "b_better": [], "a_beats_recording": []}
     for key, title, higher in METRICS:
         name = title.rstrip(" ↑↓")
         v = _verdict(s.scores[key], a.scores[key], higher)
         if v == "loss":
             out["a_wins"].append(name)
+            # A metric on which excerpts of the target itself lose to (a) does not measure
+            # likeness to the target there; say so beside the loss instead of hiding either.
+            if rec is not None and _verdict(rec.scores[key], a.scores[key], higher) == "loss":
+                out["a_beats_recording"].append(name)
         elif v == "tie":
             out["a_ties"].append(name)
         if _verdict(b.scores[key], s.scores[key], higher) == "win":
@@ -487,6 +522,9 @@ def _versus_a(cmp: dict) -> str:
     parts = []
     if cmp["a_wins"]:
         parts.append("**(a) is better on: " + ", ".join(cmp["a_wins"]) + "**")
+    if cmp.get("a_beats_recording"):
+        parts[-1] += (" (where (a) also beats the recording's own excerpts: "
+                      + ", ".join(cmp["a_beats_recording"]) + ")")
     if cmp["a_ties"]:
         parts.append(f"tie (within {TIE:.0%}) on: " + ", ".join(cmp["a_ties"]))
     return "; ".join(parts) + "."
@@ -553,7 +591,9 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
                + (f" (of {planned} planned; stopped by its time budget)" if planned and planned > its else "")
                + "".join(f", after {st['iters']} iterations at {st['frames']} frames"
                          for st in reversed(shipped.info.get("lineage", [])))
-               + " (from its checkpoint)." if its else " (checkpoint not found; budget: see train_all.sh)."),
+               + (" (from the previous report: its checkpoint is not in this checkout)."
+                  if shipped.info.get("from_report") else " (from its checkpoint).")
+               if its else " (checkpoint not found; budget: see train_all.sh)."),
             f"* notebook (a): {nb.info['iterations']} iterations × batch {res['notebook_cfg'].batch}"
             + (" (cached)" if nb.info.get("cached") else "")
             + f", {nb.info['seconds']:.0f} s of training, final loss {nb.info['final_loss']:.4f}.",
@@ -632,7 +672,10 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         "mono, so only mid is reported (side is identically zero). Definition: both signals zero-padded to equal "
         "length, STFT magnitudes |X|, |Y| (n_fft 1024, hop 256, Hann, centred), cos = Σ|X||Y| / (‖X‖‖Y‖) over "
         "all time-frequency bins. It is frame-aligned, and a texture is not phase- or time-aligned with its "
-        "target, so even a perfect texture scores well below 1; use it to compare rows, not as an absolute.",
+        "target, so even a perfect texture scores well below 1; use it to compare rows, not as an absolute. "
+        "For a sparse target it can rank noise above the texture itself: a click train at another phase than "
+        "the reference crop shares almost no bins with it, while noise spread over every frame shares some "
+        "with all of them. A verdict names every metric on which (a) beats the recording's own excerpts too.",
         "* **avg-spectrum cos** (↑): the same re-synthesised signals, cosine similarity of their time-averaged "
         "STFT magnitude spectra (shift-invariant).",
         "",

@@ -96,8 +96,16 @@ class TextureLoss(torch.nn.Module):
         frames: int,
         fps: float,
         weights: LossWeights = LossWeights(),
+        acf_min_s: float = ACF_MIN_S,
     ):
-        """``target``: scaled spectrogram ``[n_mels, T]`` with ``T >= frames``."""
+        """``target``: scaled spectrogram ``[n_mels, T]`` with ``T >= frames``.
+
+        ``acf_min_s``: shortest rhythm lag. The default 0.2 s is the metric's; training may
+        go down to one frame, where the autocorrelation sees an event's width and the gap
+        after it. The marginal term cannot: one-frame events every 5 frames fill the same
+        share of loud frames as 3-frame clicks every 21.5, and that is what a click model
+        grew until these lags were added.
+        """
         super().__init__()
         self.weights = weights
         self.frames = frames
@@ -120,7 +128,7 @@ class TextureLoss(torch.nn.Module):
             # Sorted target features feed the optional sliced-OT term.
             self.t_feats = [f[0] for f in feats]
             self.register_buffer("t_mean", tgt.mean(dim=-1)[0])
-            lo = round(ACF_MIN_S * fps)
+            lo = max(1, round(acf_min_s * fps))
             # On a circular grid of T frames the autocorrelation near T/2 is forced
             # towards -1 for any smooth envelope, so lags beyond T/3 would ask for the
             # impossible; the term switches itself off on grids shorter than 3 x 0.2 s.

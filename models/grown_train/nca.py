@@ -17,12 +17,15 @@ import torch
 import torch.nn.functional as F
 
 #: Every perception kernel a model may use, in the order features are stacked.
-ALL_KERNELS = ("id", "sobel_x", "sobel_y", "lap", "time9", "freq9")
+ALL_KERNELS = ("id", "sobel_x", "sobel_y", "lap", "time9", "freq9", "band9")
 #: Kernels with fixed 3x3 weights (x = time axis, y = frequency axis).
 FIXED_KERNELS = ("id", "sobel_x", "sobel_y", "lap")
 #: Length of the learnable audio-shaped kernels (1x9 along time, 9x1 along frequency).
 LONG = 9
-DEFAULT_PERCEPTION = ",".join(ALL_KERNELS)
+#: Frames between the taps of the broadband kernel ``band9``: 9 taps span +-12 frames (0.14 s).
+BAND_STRIDE = 3
+#: Kernels of a model that does not choose (``band9`` is opt-in: it is for broadband events).
+DEFAULT_PERCEPTION = "id,sobel_x,sobel_y,lap,time9,freq9"
 
 
 def _fixed_kernel(name: str) -> torch.Tensor:
@@ -105,6 +108,15 @@ class NCA(torch.nn.Module):
             if "freq9" in kernels
             else None
         )
+        # A cell sees only +-4 bands per step, so a texture of broadband events (clicks,
+        # drum hits) had to synchronise 80 bands through many steps and grew per-band
+        # speckles instead. ``band9`` gives every cell its channel's mean over all bands,
+        # a few frames either side: the frame's broadband envelope, whatever its height.
+        self.band_w = (
+            torch.nn.Parameter(torch.randn(c, 1, 1, LONG, generator=g) / LONG)
+            if "band9" in kernels
+            else None
+        )
         self.register_buffer("ramp", frequency_ramp(cfg.n_mels))
         n_feat = c * len(kernels) + 1
         self.w1 = torch.nn.Conv2d(n_feat, cfg.hidden, 1)
@@ -127,6 +139,10 @@ def perceive(nca: NCA, x: torch.Tensor) -> torch.Tensor:
         feats.append(F.conv2d(xp, nca.time_w, groups=c))
     if nca.freq_w is not None:
         feats.append(F.conv2d(x, nca.freq_w, padding=(LONG // 2, 0), groups=c))
+    if nca.band_w is not None:
+        env = circular_time_pad(x.mean(dim=2, keepdim=True), BAND_STRIDE * (LONG // 2))
+        band = F.conv2d(env, nca.band_w, groups=c, dilation=(1, BAND_STRIDE))
+        feats.append(band.expand(-1, -1, x.shape[2], -1))
     ramp = nca.ramp.expand(x.shape[0], 1, x.shape[2], x.shape[3])
     feats.append(ramp)
     return torch.cat(feats, dim=1)

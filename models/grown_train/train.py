@@ -14,14 +14,15 @@ import torch
 from grown_train.errors import BadOption, CheckpointMismatch, Diverged, TooShort, Unwritable
 from grown_train.export import ModelInfo, export_onnx
 from grown_train.io import atomic_write, check_writable, load_audio
-from grown_train.losses import LossWeights, TextureLoss
+from grown_train.losses import ACF_MIN_S, LossWeights, TextureLoss
 from grown_train.mel import DEFAULT_MEL, log_mel
 from grown_train.nca import NCA, NCAConfig, fire_mask, parse_perception, seed_states, step
 from grown_train.preview import save_loss_curve, save_spectrograms
 
 #: Checkpoint layout version; bump when the saved dict changes shape.
 CKPT_VERSION = 1
-#: Narrowest training grid (the exported graph itself works down to 4 frames).
+#: Narrowest training grid; also the fewest frames a caller may step (the plugin's MIN_FRAMES):
+#: a graph wraps the time axis by slicing, up to 12 frames (band9), so it needs more than that.
 MIN_FRAMES = 16
 
 
@@ -77,6 +78,8 @@ class TrainConfig:
     spec_offset: float = -5.0
     #: Loss weights.
     weights: LossWeights = field(default_factory=LossWeights)
+    #: Shortest lag of the rhythm term in seconds (default: the evaluation's 0.2 s; see TextureLoss).
+    acf_min_s: float = ACF_MIN_S
     #: ``grown.target``: the target and its author (default: the file name).
     credit: str = ""
     #: ``grown.license``: licence of the target, so a shipped model carries its obligations.
@@ -220,7 +223,7 @@ def train(cfg: TrainConfig) -> dict:
     preview_path = Path(cfg.preview) if cfg.preview else out.with_suffix(".png")
     check_writable(preview_path, "preview")
     if cfg.frames < MIN_FRAMES:
-        # The circular time pad of the 1x9 kernel wraps 4 frames from each side.
+        # The circular time pads wrap up to 12 frames from each side (band9), by slicing.
         raise BadOption(f"--frames must be at least {MIN_FRAMES}, got {cfg.frames}")
     if cfg.min_steps < 1 or cfg.max_steps < cfg.min_steps:
         raise BadOption(f"need --min-steps ({cfg.min_steps}) <= --max-steps ({cfg.max_steps})")
@@ -238,7 +241,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
-    loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights)
+    loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights, cfg.acf_min_s)
     opt = torch.optim.Adam(nca.parameters(), lr=cfg.lr)
     decay = math.log(cfg.lr_final)
     sched = torch.optim.lr_scheduler.LambdaLR(

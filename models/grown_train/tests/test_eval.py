@@ -130,6 +130,48 @@ def _tiny_model(path, target_name):
     return export_onnx(nca, path, info)
 
 
+def test_verdict_names_metrics_where_a_beats_the_recording_too():
+    from grown_train.eval import METRICS, Row, _versus_a, comparisons
+
+    def row(label, **scores):
+        base = {key: (0.5 if higher else 1.0) for key, _, higher in METRICS}
+        return Row(label, scores={**base, **scores})
+
+    # (a) wins Gram and STFT cos; the recording beats (a) on Gram but not on STFT cos.
+    rows = [row("shipped", gram=2.0, cos_stft=0.1), row("notebook (a)", gram=1.5, cos_stft=0.3),
+            row("L-BFGS (b)"), row("recording", gram=0.1, cos_stft=0.2)]
+    cmp = comparisons({"rows": rows})
+    assert cmp["a_wins"] == ["Gram", "STFT cos (mid)"]
+    assert cmp["a_beats_recording"] == ["STFT cos (mid)"]
+    text = _versus_a(cmp)
+    assert "(a) is better on: Gram, STFT cos (mid)" in text
+    assert "also beats the recording's own excerpts: STFT cos (mid))" in text
+    # Nothing is added where (a) does not win.
+    swapped = [row("shipped", gram=1.5, cos_stft=0.3), row("notebook (a)", gram=2.0, cos_stft=0.1), *rows[2:]]
+    text = _versus_a(comparisons({"rows": swapped}))
+    assert "(a) is better" not in text and "recording" not in text
+
+
+def test_training_budget_comes_from_the_last_report_only_for_the_same_file(tmp_path):
+    import json
+
+    from grown_train.eval import file_digest, previous_training
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"weights v1")
+    info = {"iterations": 344, "planned": 400, "batch": 3, "lineage": [{"frames": 86, "iters": 400}],
+            "score_s": 2.0, "onnx_sha256": file_digest(model)}
+    sidecar = tmp_path / "results.json"
+    sidecar.write_text(json.dumps([{"name": "m", "rows": {"shipped": {"info": info}}}]))
+    assert previous_training("m", file_digest(model), sidecar) == {
+        "iterations": 344, "planned": 400, "batch": 3, "lineage": [{"frames": 86, "iters": 400}], "from_report": True}
+    assert previous_training("other", file_digest(model), sidecar) == {}
+    model.write_bytes(b"weights v2")  # retrained: the old budget is not this file's
+    assert previous_training("m", file_digest(model), sidecar) == {}
+    sidecar.write_text("{not json")
+    assert previous_training("m", file_digest(model), sidecar) == {}
+
+
 def test_quick_eval_writes_the_table_and_caches_baseline_a(tmp_path, chord_wav, capsys):
     model = _tiny_model(tmp_path / "tinychord.onnx", chord_wav.name)
     out = tmp_path / "report" / "EVAL.md"

@@ -55,7 +55,9 @@ def rollout_both(nca: NCA, path, frames: int, steps: int, seed: int = 0):
     return x.numpy(), y, worst
 
 
-@pytest.mark.parametrize("perception", ["id,sobel_x,sobel_y,lap,time9,freq9", "id,lap,time9"])
+@pytest.mark.parametrize(
+    "perception", ["id,sobel_x,sobel_y,lap,time9,freq9", "id,lap,time9", "id,time9,freq9,band9"]
+)
 def test_onnx_matches_torch_over_64_steps(tmp_path, perception):
     nca = random_nca(perception)
     path = export_onnx(nca, tmp_path / "m.onnx", INFO)
@@ -63,6 +65,25 @@ def test_onnx_matches_torch_over_64_steps(tmp_path, perception):
     x, y, worst = rollout_both(nca, path, frames=41, steps=64)
     assert worst <= 1e-4
     assert np.abs(x).max() > 0.2, "rule too weak for the parity check to mean anything"
+
+
+def test_band9_lets_every_band_see_a_broadband_event_and_wraps_in_time():
+    """``band9`` reaches every band and +-12 frames (around the loop), and nothing further."""
+    from grown_train.nca import perceive
+
+    nca = random_nca("id,band9")
+    x = torch.zeros(1, 16, 80, 40)
+    x[0, :, 5, 1] = 1.0  # one cell in band 5, frame 1
+    feats = perceive(nca, x)[0, 16:32]  # the band9 block
+    seen = feats.abs().amax(dim=0)  # [bands, frames]
+    # Every band, the lowest and highest included, sees the event at frames 1 +- 3k, k <= 4 ...
+    hit = [(1 + 3 * k) % 40 for k in range(-4, 5)]
+    assert (seen[:, hit] > 1e-4).all()
+    # ... and only there: frames the 3-frame stride skips, and frames beyond 12, see nothing.
+    miss = [t for t in range(40) if t not in hit]
+    assert (seen[:, miss] == 0).all()
+    # Identical in every band: it is the frame's broadband value, not a local one.
+    assert torch.equal(feats[:, 0], feats[:, 79])
 
 
 def test_time_axis_is_circular(tmp_path):
@@ -129,3 +150,38 @@ def test_shipped_models_follow_the_contract(name):
     ln_mel = float(meta["grown.spec_scale"]) * x[0, int(meta["grown.spec_channel"])] + float(meta["grown.spec_offset"])
     # Below ln(1e-5) is merely silence; far above ~5 would be louder than full scale.
     assert -25 < ln_mel.min() and ln_mel.max() < 8, "grown spectrogram far outside the log-mel range"
+
+
+def grown_ln_mel(path, seed: int, frames: int) -> np.ndarray:
+    """Grow one seed with ONNX Runtime exactly as the plugin does; natural-log mel ``[n_mels, frames]``."""
+    meta = read_metadata(path)
+    sess = session(path)
+    c = int(meta["grown.channels"])
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, json.loads(meta["grown.seed_state"])["std"], size=(1, c, 80, frames)).astype(np.float32)
+    for _ in range(int(meta["grown.growth_steps"])):
+        mask = (rng.random((1, 1, 80, frames)) < float(meta["grown.fire_rate"])).astype(np.float32)
+        x = sess.run(None, {"state": x, "update_mask": mask})[0]
+    return float(meta["grown.spec_scale"]) * x[0, int(meta["grown.spec_channel"])] + float(meta["grown.spec_offset"])
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_shipped_clicks_model_grows_four_broadband_clicks_a_second(seed):
+    """The research failed on click trains; the shipped model must grow one, not a flat field or speckle."""
+    fps = 22050 / 256
+    frames = 344  # 4 s, wider than any grid it was trained on, so the loop does not force the period
+    ln = grown_ln_mel(MODELS_DIR / "nca" / "clicks.onnx", seed, frames)
+    loud = ln > (ln.max() + ln.min()) / 2
+    # Broadband: in a click frame nearly every band is loud at once (speckle is loud band by band).
+    column = loud.mean(axis=0)
+    click_frames = column > 0.5
+    assert (column[click_frames] > 0.9).mean() > 0.8
+    # Four clicks a second: count the runs of click frames around the loop.
+    onsets = click_frames & ~np.roll(click_frames, 1)
+    rate = onsets.sum() / (frames / fps)
+    assert 3.5 <= rate <= 4.5, f"{onsets.sum()} clicks in {frames / fps:.1f} s"
+    # ... evenly spaced: the broadband envelope repeats every 21.5 frames (0.25 s).
+    env = ln.mean(axis=0) - ln.mean()
+    acf = np.fft.irfft(np.abs(np.fft.rfft(env)) ** 2, n=frames)
+    period = 10 + int(np.argmax(acf[10:40]))
+    assert 20 <= period <= 23 and acf[period] > 0.5 * acf[0]

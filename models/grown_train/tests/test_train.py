@@ -178,6 +178,21 @@ def test_marginal_term_splits_a_flat_field_into_events():
     assert loss(scattered[None])["marginal"] > 10 * loss(shifted)["marginal"] + 1e-3
 
 
+def test_short_rhythm_lags_see_event_width_and_spacing():
+    """From one frame on, the rhythm term covers an event's width and the gap after it: the target's own
+    loop scores 0, one-frame events score high at the target's period and at shorter ones."""
+    fps = 22050 / 256
+    t = torch.arange(2000)
+    clicks = -1.0 + 1.5 * (t % 22 < 3).float().expand(80, -1)
+    short = TextureLoss(clicks, 88, fps, acf_min_s=1 / fps)
+    assert short.lags.tolist() == list(range(1, 88 // 3 + 1))
+    assert short(clicks[None, :, 5:93])["acf"] < 1e-6
+    for period in (22, 8, 5):
+        thin = -1.0 + 1.5 * (torch.arange(88) % period == 0).float().expand(1, 80, -1)
+        assert short(thin)["acf"] > 0.05, period
+    assert TextureLoss(clicks, 88, fps).lags[0] == round(0.2 * fps)  # the evaluation's lags by default
+
+
 def test_diversity_band_is_configurable():
     fps = 22050 / 256
     target = torch.randn(80, 400, generator=torch.Generator().manual_seed(0))
