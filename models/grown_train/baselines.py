@@ -24,10 +24,12 @@ from pathlib import Path
 
 import torch
 
+from grown_train.grow import grow_each, rollout
 from grown_train.io import atomic_write
 from grown_train.losses import LossWeights, TextureLoss
 from grown_train.mel import DEFAULT_MEL, LOG_FLOOR
-from grown_train.nca import NCA, NCAConfig, fire_mask, seed_states, step
+from grown_train.nca import NCA, NCAConfig, seed_states
+from grown_train.train import descend, optimizer
 
 #: The notebook's perception: fixed 3x3 kernels only.
 NOTEBOOK_PERCEPTION = "id,sobel_x,sobel_y,lap"
@@ -126,9 +128,7 @@ def train_notebook(
     torch.manual_seed(cfg.seed)
     nca = notebook_nca(cfg)
     loss_fn = NotebookLoss(target, cfg.frames, cfg.spec_scale, cfg.spec_offset)
-    opt = torch.optim.Adam(nca.parameters(), lr=cfg.lr)
-    decay = math.log(cfg.lr_final)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: math.exp(decay * min(i, cfg.iters) / max(cfg.iters, 1)))
+    opt, sched = optimizer(nca, cfg.lr, cfg.lr_final, cfg.iters)
     gen = torch.Generator().manual_seed(cfg.seed + 31)
     start, seconds, history = 0, 0.0, []
     next_seed = 5_000_000 + cfg.seed * 100_003
@@ -164,19 +164,11 @@ def train_notebook(
         seeds = list(range(next_seed, next_seed + cfg.batch))
         next_seed += cfg.batch
         x = seed_states(seeds, cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std)
-        for _ in range(cfg.steps):
-            x = step(nca, x, fire_mask(x.shape[0], x.shape[2], x.shape[3], cfg.fire_rate, gen))
+        x = rollout(nca, x, cfg.steps, cfg.fire_rate, gen)
         loss = loss_fn(x[:, 0])["total"].mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"notebook baseline diverged at iteration {it}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for p in nca.parameters():
-                if p.grad is not None:
-                    p.grad /= p.grad.norm() + 1e-8
-        opt.step()
-        sched.step()
+        descend(nca, loss, opt, sched)
         history.append(float(loss.detach()))
         seconds += time.perf_counter() - t0
         done = it + 1
@@ -194,16 +186,8 @@ def train_notebook(
 
 
 def grow_torch(nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float) -> torch.Tensor:
-    """Grow each seed separately (same masks as :func:`grown_train.eval.grow_onnx`); returns scaled ``[S, n_mels, F]``."""
-    out = []
-    with torch.no_grad():
-        for s in seeds:
-            x = seed_states([s], nca.cfg.channels, nca.cfg.n_mels, frames, std)
-            g = torch.Generator().manual_seed(int(s) + 99991)
-            for _ in range(steps):
-                x = step(nca, x, fire_mask(1, x.shape[2], frames, fire_rate, g))
-            out.append(x[0, 0])
-    return torch.stack(out)
+    """Grow each seed as the shipped models are grown (:func:`grown_train.grow.grow_each`); scaled ``[S, n_mels, F]``."""
+    return grow_each(nca, seeds, frames, steps, fire_rate, std)[:, 0]
 
 
 def lbfgs_texture(

@@ -186,9 +186,10 @@ def onnx_config(path: Path) -> dict:
     import onnx
     from onnx import numpy_helper
 
+    from grown_train.export import read_metadata
+
     m = onnx.load(str(path))
-    meta = {p.key: p.value for p in m.graph_metadata_props} if hasattr(m, "graph_metadata_props") else {}
-    meta.update({p.key: p.value for p in m.metadata_props})
+    meta = read_metadata(m)
     channels = int(meta["grown.channels"])
     perception = meta["grown.perception"]
     n_mels = json.loads(meta["grown.mel"])["n_mels"]

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-checkpoint", action="store_true", help="trade ~30%% speed for much less memory")
     t.add_argument("--time-budget", type=float, default=0.0, metavar="MIN", help="stop + export after MIN minutes; re-run continues")
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch default; use 1 on a busy machine")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+                   help="where training runs: auto = CUDA when PyTorch sees a GPU (%(default)s)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     from grown_train import bigvgan_export
@@ -87,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score the shipped models against their targets and two baselines (eval.py)")
     b = sub.add_parser("export-bigvgan", help="export a local BigVGAN checkpoint to ONNX (bigvgan_export.py)")
+    c = sub.add_parser("calibrate", help="set each model's grown.level_db so it plays as loud as its recording")
+    c.add_argument("--models", nargs="*", default=None,
+                   help="model names in models/nca or .onnx paths; default: every models/nca/*.onnx")
+    c.add_argument("--targets-dir", type=Path, default=evaluation.MODELS_DIR / "targets", help="(%(default)s)")
+    c.add_argument("--grown-bin", type=Path, default=None,
+                   help="the grown command line that renders (default: $GROWN_BIN, else target/release/grown)")
     # Each subcommand module declares its own options; a module that has not grown
     # them yet must not break `train` (long training runs re-import this file).
     for parser, module in ((e, evaluation), (b, bigvgan_export)):
@@ -116,10 +124,25 @@ def _train(args) -> int:
         fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
         damage_prob=args.damage_prob, weights=weights, acf_min_s=args.acf_min_s, credit=args.credit, license=args.license,
         fresh=args.fresh, init_from=args.init_from, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
-        time_budget=args.time_budget, threads=args.threads,
+        time_budget=args.time_budget, threads=args.threads, device=args.device,
     )
     summary = train(cfg)
     print(json.dumps(summary, indent=None if args.quiet else 1))
+    return 0
+
+
+def _calibrate(args) -> int:
+    from grown_train.calibrate import calibrate
+    from grown_train.eval import MODELS_DIR, resolve_models
+    from grown_train.export import read_metadata
+    from grown_train.hearing import grown_binary
+
+    binary = grown_binary(args.grown_bin)
+    for path in resolve_models(args.models, MODELS_DIR / "nca"):
+        credit = read_metadata(path).get("grown.target", "")
+        result = calibrate(path, Path(args.targets_dir) / credit.split(" — ")[0].strip(), binary)
+        print(f"{path.name}: grown.level_db = {result['level_db']:+.2f} "
+              f"({result['rounds'][-1]['error_db']:+.2f} dB from {result['target']} when last rendered)")
     return 0
 
 
@@ -128,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         if args.command == "eval":
             from grown_train.eval import run as run_eval
 

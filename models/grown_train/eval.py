@@ -72,6 +72,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "row (a budget check; not part of the win/loss summary)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch / ONNX Runtime threads (%(default)s: on a shared machine more threads spin-wait)")
+    hearing = p.add_mutually_exclusive_group()
+    hearing.add_argument("--hearing-only", action="store_true",
+                         help="only the hearing section (renders of the shipped models; minutes, no training)")
+    hearing.add_argument("--no-hearing", action="store_true",
+                         help="skip the hearing section (it needs the grown command line built)")
+    p.add_argument("--grown-bin", type=Path, default=None,
+                   help="the grown command line that renders (default: $GROWN_BIN, else target/release/grown)")
 
 
 @dataclass
@@ -177,12 +184,13 @@ def load_spec(path: Path, targets_dir: Path) -> ModelSpec:
     import onnx
 
     from grown_train.errors import GrownError, MissingInput
+    from grown_train.export import read_metadata
 
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and friends
         raise GrownError(f"not an ONNX model: {path} ({type(exc).__name__})") from None
-    meta = {p.key: p.value for p in model.metadata_props}
+    meta = read_metadata(model)
     if meta.get("grown.kind") != "nca":
         raise GrownError(f"{path} is not a Grown NCA model (grown.kind={meta.get('grown.kind')!r})")
     channels = int(meta["grown.channels"])
@@ -203,31 +211,14 @@ def load_spec(path: Path, targets_dir: Path) -> ModelSpec:
 def grow_onnx(spec: ModelSpec, seeds: list[int], frames: int, threads: int = 1) -> list:
     """Grow each seed with ONNX Runtime exactly as the contract describes; returns ln-mel items."""
     import numpy as np
-    import onnxruntime as ort
-    import torch
 
-    from grown_train.nca import fire_mask, seed_states
+    from grown_train.grow import grow_onnx as grow_states
 
     m = spec.meta
     scale, offset = float(m["grown.spec_scale"]), float(m["grown.spec_offset"])
-    steps, unroll = int(m["grown.growth_steps"]), int(m.get("grown.unroll", "1"))
-    fire = float(m["grown.fire_rate"])
-    std = float(json.loads(m["grown.seed_state"])["std"])
     ch = int(m.get("grown.spec_channel", "0"))
-    n_mels = json.loads(m["grown.mel"])["n_mels"]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, threads)
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(spec.path), opts, providers=["CPUExecutionProvider"])
-    out = []
-    for s in seeds:
-        x = seed_states([s], spec.channels, n_mels, frames, std).numpy()
-        g = torch.Generator().manual_seed(int(s) + 99991)
-        for _ in range(math.ceil(steps / unroll)):
-            mask = fire_mask(unroll, n_mels, frames, fire, g).numpy()
-            x = sess.run(["next_state"], {"state": x, "update_mask": mask})[0]
-        out.append((x[0, ch] * scale + offset).astype(np.float32))
-    return out
+    states = grow_states(spec.path, seeds, frames, threads, meta=m)
+    return [(x[ch] * scale + offset).astype(np.float32) for x in states]
 
 
 def _loudest_start(target, frames: int) -> int:
@@ -265,7 +256,7 @@ def score_rows(rows: list[Row], loss_fn, target, ref_audio, ref_div: float, scal
 def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
     """How the shipped model was trained, from its checkpoint in models/runs (empty if none is there).
 
-    Checkpoints of later training sessions live in sub-folders (``runs/s3/``); with
+    Checkpoints of continued training runs live in sub-folders (``runs/s3/``); with
     ``onnx_path`` the checkpoint whose update-MLP output weights are the file's own is
     the one reported, so an older run of the same name cannot claim a retrained model.
     Without a match, the first ``runs/NAME-*.pt`` is used.
@@ -322,8 +313,10 @@ def previous_training(name: str, digest: str, sidecar: Path | None = None) -> di
     except (OSError, ValueError):
         return {}
     for entry in entries if isinstance(entries, list) else []:
-        info = entry.get("rows", {}).get("shipped", {}).get("info", {}) if isinstance(entry, dict) else {}
-        if entry.get("name") == name and info.get("onnx_sha256") == digest:
+        if not isinstance(entry, dict) or entry.get("name") != name:
+            continue
+        info = entry.get("rows", {}).get("shipped", {}).get("info", {})
+        if info.get("onnx_sha256") == digest:
             kept = {k: info[k] for k in ("iterations", "planned", "batch", "lineage") if k in info}
             return {**kept, "from_report": True} if kept else {}
     return {}
@@ -392,6 +385,7 @@ def evaluate_model(
     grown = grow_torch(nca, seeds, frames, ncfg.steps, ncfg.fire_rate, std).numpy()
     notebook = Row("notebook (a)", [g * scale + offset for g in grown], info={**ninfo, "steps": ncfg.steps})
     timings["grow baseline (a)"] = time.perf_counter() - t0
+    baseline_onnx = export_notebook(nca, ncfg, spec, cache.with_suffix(".onnx"))
 
     extra_rows = []
     for iters in extra_iters:
@@ -439,33 +433,26 @@ def evaluate_model(
         "train_frames": train_frames,
         "timings": timings,
         "png": png,
+        "baseline_onnx": baseline_onnx,
     }
 
 
+def export_notebook(nca, ncfg, spec: ModelSpec, path: Path) -> Path:
+    """Baseline (a) as a model file, so the hearing section plays it through the plugin's own path."""
+    from grown_train.export import ModelInfo, export_onnx
+
+    m = spec.meta
+    info = ModelInfo(spec_scale=ncfg.spec_scale, spec_offset=ncfg.spec_offset, growth_steps=ncfg.steps,
+                     fire_rate=ncfg.fire_rate, seed_std=ncfg.seed_std, train_frames=ncfg.frames,
+                     target=m.get("grown.target", ""), license=m.get("grown.license", "unknown"))
+    return export_onnx(nca, path, info)
+
+
 def _save_png(path: Path, name: str, target, rows: list[Row]) -> Path:
-    import matplotlib
+    from grown_train.preview import save_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from grown_train.io import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     panels = [("recording (loudest crop)", target)] + [(f"{r.label}, seed {SEED0}", r.items[0]) for r in rows]
-    lo, hi = float(np.percentile(target, 1)), float(np.max(target))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False, layout="constrained")
-    for ax, (title, spec) in zip(axes[0], panels):
-        im = ax.imshow(spec, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("frame")
-    axes[0][0].set_ylabel("mel bin")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="ln mel")
-    fig.suptitle(f"{name}: recording vs grown ({target.shape[1]} frames)", fontsize=10)
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=72))
-    finally:
-        plt.close(fig)
+    return save_panels(path, panels, f"{name}: recording vs grown ({target.shape[1]} frames)")
 
 
 def _fmt(v: float) -> str:
@@ -530,12 +517,23 @@ def _versus_a(cmp: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def render_report(results: list[dict], budget: Budget, command: str, total_s: float) -> str:
-    lines = [
+def report_head(command: str, total_s: float) -> list[str]:
+    return [
         "# Grown model evaluation",
         "",
         f"Written by `{command}` ({total_s / 60:.1f} min for this run, on a shared 2-core CPU). Re-run it after "
         "retraining; baseline (a) models are cached in `models/runs/baselines/`, so only the first run trains them.",
+        "",
+    ]
+
+
+def render_report(results: list[dict], budget: Budget) -> str:
+    """The texture-statistics section: what the training loss measures, on the grown spectrograms."""
+    lines = [
+        "## Texture statistics (what the loss measures)",
+        "",
+        "These are the training loss's own statistics; a smooth haze can score well on them, so they rank "
+        "candidates only beside the hearing section above, never instead of it.",
         "",
         "Each shipped model is compared with two baselines measured in the same run, with the same seeds "
         f"({budget.seeds} per row, {SEED0}…), the same evaluation grid and the same Griffin-Lim re-synthesis:",
@@ -560,14 +558,14 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         "* **notebook (a), N it.** (only where `--extra-baseline NAME:N` asks for it) — baseline (a) with another "
         "iteration budget, to show how much the budget matters; not part of the verdicts below.",
         "",
-        "## Results",
+        "### Results",
         "",
     ]
     summary_a, summary_b, summary_x = [], [], []
     for res in results:
         rows = res["rows"]
         lines += [
-            f"### {res['name']} — {res['credit'] or res['target']}",
+            f"#### {res['name']} — {res['credit'] or res['target']}",
             "",
             f"Evaluation grid {res['frames']} frames ({res['frames'] * 256 / 22050:.2f} s; the target has "
             f"{res['target_frames']}). Recording diversity (reference): {res['ref_diversity']:.4f} nats².",
@@ -619,7 +617,7 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
             summary_a.append(f"{res['name']}: {_versus_a(cmp).rstrip('.')}")
         if cmp["b_better"]:
             summary_b.append(f"{res['name']}: " + ", ".join(cmp["b_better"]))
-    lines += ["## Summary", ""]
+    lines += ["### Summary", ""]
     if summary_a:
         lines.append("* Shipped NCA vs notebook baseline (a) — not beaten everywhere:")
         lines += [f"  * {item}" for item in summary_a]
@@ -638,7 +636,7 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         "expected to win the loss-derived metrics (L1, Gram, ACF); it cannot grow, loop at other lengths, regrow "
         "damage or run in real time, and its log-domain optimum need not sound right (see the audio cosines).",
         "",
-        "## Metric definitions",
+        "### Metric definitions",
         "",
         "All spectrogram metrics use natural-log mel spectrograms from the contract's front end "
         "(`grown_train.mel`); all rows of a target use the same evaluation width F = min("
@@ -656,9 +654,9 @@ def render_report(results: list[dict], budget: Budget, command: str, total_s: fl
         "* **ACF err** (↓): the training loss's rhythm features — 4 band envelopes (mean of 20 mel bands each), "
         "normalised circular autocorrelation at every lag from 0.2 s to min(2 s, F/3); mean squared difference "
         "from the target's, which is the mean circular autocorrelation of 64 evenly spaced F-frame excerpts of the "
-        "recording (what an F-frame loop can have). Until session 4 the target was the linear autocorrelation of "
-        "the whole recording; that also holds the recording's slow dynamics (passages, notes and rests), and "
-        "excerpts of the recording itself scored 0.42 (strings) and 0.41 (trumpet) on it, worse than every NCA row.",
+        "recording (what an F-frame loop can have). Excerpts, not the whole recording: the linear autocorrelation of "
+        "the whole recording also holds its slow dynamics (passages, notes and rests), and on that target "
+        "excerpts of the recording itself scored 0.42 (strings) and 0.41 (trumpet), worse than every NCA row.",
         "* **diversity** (nats²): mean over all pairs of items of min over circular time shifts τ of "
         "mean((x_i − roll(x_j, τ))²). Shifted copies of one texture score 0. The reference is the same distance "
         f"between {budget.crop_pairs} seeded random pairs of F-frame crops of the recording. "
@@ -710,6 +708,10 @@ def _command(args) -> str:
         if value is not None:
             parts.append(f"--{name.replace('_', '-')} {value}")
     parts += [f"--extra-baseline {e}" for e in args.extra_baseline]
+    if args.hearing_only:
+        parts.append("--hearing-only")
+    if args.no_hearing:
+        parts.append("--no-hearing")
     if args.threads != 1:
         parts.append(f"--threads {args.threads}")
     return " ".join(parts)
@@ -738,8 +740,8 @@ def run(args) -> int:
     if png_dir is None and not args.quick and Path(args.out).resolve() == (MODELS_DIR / "EVAL.md").resolve():
         png_dir = MODELS_DIR / "eval"
     paths = resolve_models(args.models, MODELS_DIR / "nca")
-    # Stereo stft-ms models have no mel channel: they get their own section (stftms.py).
-    from grown_train.stftms import evaluate_stereo, is_stereo_model
+    # Stereo stft-ms models have no mel channel: they get their own section (stftms_eval.py).
+    from grown_train.stftms_eval import evaluate_stereo, is_stereo_model
 
     stereo_paths = [p for p in paths if is_stereo_model(p)]
     paths = [p for p in paths if p not in stereo_paths]
@@ -753,16 +755,38 @@ def run(args) -> int:
     if unknown:
         raise BadOption(f"--extra-baseline names a model that is not evaluated: {', '.join(sorted(unknown))}")
     results = []
-    for spec in specs:
+    for spec in [] if args.hearing_only else specs:
         _log(f"{spec.name}: evaluating {spec.path} against {spec.target}")
         results.append(evaluate_model(spec, budget, Path(args.baseline_dir), png_dir, tuple(extra.get(spec.name, ()))))
+    heard = []
+    if not args.no_hearing:
+        from grown_train import hearing_eval
+        from grown_train.hearing import grown_binary
+
+        binary = grown_binary(args.grown_bin)
+        baselines = {res["name"]: res["baseline_onnx"] for res in results if res.get("baseline_onnx")}
+        for path in [*paths, *stereo_paths]:
+            heard.append(hearing_eval.hear_onnx(path, Path(args.targets_dir), binary, png_dir,
+                                                baselines.get(path.stem)))
     total = time.perf_counter() - t_start
-    text = render_report(results, budget, _command(args), total)
-    if stereo_paths:
-        text += evaluate_stereo(stereo_paths, Path(args.targets_dir))
+    lines = report_head(_command(args), total)
+    if heard:
+        lines += hearing_eval.report_section(heard, Path(args.out).resolve().parent)
+    text = "\n".join(lines)
+    if not args.hearing_only:
+        text += "\n" + render_report(results, budget)
+        if stereo_paths:
+            text += evaluate_stereo(stereo_paths, Path(args.targets_dir))
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if png_dir is not None:
         side = Path(png_dir) / "results.json"
-        atomic_write(side, lambda tmp: tmp.write_text(json.dumps(_json_results(results), indent=1) + "\n"))
+        if args.hearing_only and side.exists():  # keep the texture results of the last full run
+            kept = [e for e in json.loads(side.read_text(encoding="utf-8")) if isinstance(e, dict) and "rows" in e]
+        else:
+            kept = _json_results(results)
+        atomic_write(side, lambda tmp: tmp.write_text(json.dumps(kept, indent=1) + "\n"))
+        if heard:
+            hside = Path(png_dir) / "hearing.json"
+            atomic_write(hside, lambda tmp: tmp.write_text(json.dumps(hearing_eval.to_json(heard), indent=1) + "\n"))
     print(f"wrote {out} ({total:.0f} s)")
     return 0

@@ -146,7 +146,7 @@ def export_onnx(nca: NCA, path: Path, info: ModelInfo | None, meta: dict[str, st
     """Write ``nca`` as a one-step ONNX model with metadata, atomically.
 
     ``meta`` replaces the mel metadata built from ``info`` (stereo ``stft-ms``
-    models declare their own keys, see ``stftms.stereo_metadata``).
+    models declare their own keys, see ``stftms_train.stereo_metadata``).
     """
     import onnx
 
@@ -196,9 +196,9 @@ def stamp(model, meta: dict[str, str], doc: str) -> None:
     onnx.checker.check_model(model)
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """``metadata_props`` of an ONNX file as a dict."""
+def read_metadata(source) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file (a path, or a model already loaded) as a dict."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = source if isinstance(source, onnx.ModelProto) else onnx.load(str(source), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}

@@ -103,8 +103,8 @@ class TextureLoss(torch.nn.Module):
         ``acf_min_s``: shortest rhythm lag. The default 0.2 s is the metric's; training may
         go down to one frame, where the autocorrelation sees an event's width and the gap
         after it. The marginal term cannot: one-frame events every 5 frames fill the same
-        share of loud frames as 3-frame clicks every 21.5, and that is what a click model
-        grew until these lags were added.
+        share of loud frames as 3-frame clicks every 21.5, so without these lags a click
+        model is free to grow the former.
         """
         super().__init__()
         self.weights = weights
@@ -133,7 +133,8 @@ class TextureLoss(torch.nn.Module):
             # towards -1 for any smooth envelope, so lags beyond T/3 would ask for the
             # impossible; the term switches itself off on grids shorter than 3 x 0.2 s.
             hi = min(round(ACF_MAX_S * fps), frames // 3)
-            self.lags = torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0)
+            # A buffer, so the lags follow the loss to the training device.
+            self.register_buffer("lags", torch.arange(lo, hi + 1) if hi >= lo else torch.arange(0), persistent=False)
             # A loop of ``frames`` frames can only match what an excerpt of that length has:
             # the whole target's autocorrelation also holds its slow dynamics (loud and soft
             # passages, notes and rests), which excerpts of the recording itself miss as badly
@@ -157,6 +158,14 @@ class TextureLoss(torch.nn.Module):
             out.append(torch.relu(F.conv1d(x, w, b)))
         return out
 
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(device)`` also moves the per-width target statistics, which are plain lists."""
+        super()._apply(fn, *args, **kwargs)
+        for name in ("t_grams", "t_feats"):
+            if hasattr(self, name):
+                setattr(self, name, [fn(t) for t in getattr(self, name)])
+        return self
+
     def forward(self, s: torch.Tensor, state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-item loss terms for grown spectrograms ``s [B, n_mels, frames]``.
 
@@ -166,7 +175,7 @@ class TextureLoss(torch.nn.Module):
         w = self.weights
         feats = self._features(s, circular=True)
         terms: dict[str, torch.Tensor] = {}
-        gram = torch.zeros(s.shape[0])
+        gram = s.new_zeros(s.shape[0])
         for f, tg in zip(feats, self.t_grams):
             gm = _gram(f)
             # Relative L1 rather than squared error: grows only quadratically with the
@@ -177,7 +186,7 @@ class TextureLoss(torch.nn.Module):
             acf = _circular_acf(_envelopes(s), self.lags)
             terms["acf"] = ((acf - self.t_acf) ** 2).mean(dim=(1, 2))
         else:
-            terms["acf"] = torch.zeros(s.shape[0])
+            terms["acf"] = s.new_zeros(s.shape[0])
         terms["l1"] = (s.mean(dim=-1) - self.t_mean).abs().mean(dim=-1)
         terms["diversity"] = _diversity(s, self.margin, self.ceiling)
         if w.marginal > 0:
@@ -188,7 +197,7 @@ class TextureLoss(torch.nn.Module):
             terms["overflow"] = (state - state.clamp(-OVERFLOW_BOUND, OVERFLOW_BOUND)).abs().mean(
                 dim=(1, 2, 3)
             )
-        total = torch.zeros(s.shape[0])
+        total = s.new_zeros(s.shape[0])
         for name, value in terms.items():
             total = total + getattr(w, name) * value
         terms["total"] = total
@@ -246,9 +255,9 @@ def _diversity(s: torch.Tensor, margin: float, ceiling: float | None = None) -> 
     """
     b = s.shape[0]
     if b < 2 or (margin <= 1e-6 and ceiling is None):
-        return torch.zeros(b)
+        return s.new_zeros(b)
     d = _shift_distances(s)
-    off = ~torch.eye(b, dtype=torch.bool)
+    off = ~torch.eye(b, dtype=torch.bool, device=s.device)
     pen = torch.zeros_like(d)
     if margin > 1e-6:
         pen = pen + torch.relu(margin - d) / margin

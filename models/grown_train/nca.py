@@ -108,9 +108,9 @@ class NCA(torch.nn.Module):
             if "freq9" in kernels
             else None
         )
-        # A cell sees only +-4 bands per step, so a texture of broadband events (clicks,
-        # drum hits) had to synchronise 80 bands through many steps and grew per-band
-        # speckles instead. ``band9`` gives every cell its channel's mean over all bands,
+        # A cell sees only +-4 bands per step, so without it a texture of broadband events
+        # (clicks, drum hits) must synchronise 80 bands through many steps and tends to grow
+        # per-band speckles instead. ``band9`` gives every cell its channel's mean over all bands,
         # a few frames either side: the frame's broadband envelope, whatever its height.
         self.band_w = (
             torch.nn.Parameter(torch.randn(c, 1, 1, LONG, generator=g) / LONG)

@@ -18,15 +18,18 @@ def _plt():
     return plt
 
 
-def save_spectrograms(
-    path: Path, target: np.ndarray, grown: list[np.ndarray], title: str
-) -> Path:
-    """Target crop next to grown spectrograms (all natural-log mel ``[n_mels, frames]``)."""
+def save_panels(path: Path, panels: list[tuple[str, np.ndarray]], title: str, height: float = 3.4,
+                dpi: int = 72) -> Path:
+    """Natural-log mel pictures ``[n_mels, frames]`` side by side, all on the first panel's colour scale.
+
+    The first panel is the recording: judged against its range, a quiet grown sound looks
+    quiet instead of being stretched to full contrast.
+    """
     plt = _plt()
-    panels = [("target", target)] + [(f"grown (seed {i})", g) for i, g in enumerate(grown)]
-    lo = float(np.percentile(target, 1))
-    hi = float(np.max(target))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lo, hi = float(np.percentile(panels[0][1], 1)), float(np.max(panels[0][1]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height), squeeze=False,
+                             layout="constrained")
     for ax, (name, spec) in zip(axes[0], panels):
         im = ax.imshow(spec, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
         ax.set_title(name, fontsize=9)
@@ -34,14 +37,18 @@ def save_spectrograms(
     axes[0][0].set_ylabel("mel bin")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="ln mel")
     fig.suptitle(title, fontsize=10)
-
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=80)
-
     try:
-        return atomic_write(path, write)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     finally:
         plt.close(fig)
+
+
+def save_spectrograms(
+    path: Path, target: np.ndarray, grown: list[np.ndarray], title: str
+) -> Path:
+    """Target crop next to grown spectrograms (all natural-log mel ``[n_mels, frames]``)."""
+    panels = [("target", target)] + [(f"grown (seed {i})", g) for i, g in enumerate(grown)]
+    return save_panels(path, panels, title, height=3.0, dpi=80)
 
 
 def save_loss_curve(path: Path, history: list[dict[str, float]]) -> Path:

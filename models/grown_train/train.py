@@ -13,10 +13,11 @@ import torch
 
 from grown_train.errors import BadOption, CheckpointMismatch, Diverged, TooShort, Unwritable
 from grown_train.export import ModelInfo, export_onnx
+from grown_train.grow import grow, rollout
 from grown_train.io import atomic_write, check_writable, load_audio
 from grown_train.losses import ACF_MIN_S, LossWeights, TextureLoss
 from grown_train.mel import DEFAULT_MEL, log_mel
-from grown_train.nca import NCA, NCAConfig, fire_mask, parse_perception, seed_states, step
+from grown_train.nca import NCA, NCAConfig, parse_perception, seed_states
 from grown_train.preview import save_loss_curve, save_spectrograms
 
 #: Checkpoint layout version; bump when the saved dict changes shape.
@@ -101,6 +102,9 @@ class TrainConfig:
     threads: int = 0
     #: Suppress the progress bar.
     quiet: bool = False
+    #: ``auto`` (CUDA when PyTorch sees a GPU, else CPU), ``cpu`` or ``cuda``. Seeds, fire
+    #: masks and the exported graph do not depend on it: only the arithmetic runs elsewhere.
+    device: str = "auto"
 
     def arch(self) -> dict:
         """Fields that must match for a checkpoint to be resumable."""
@@ -141,26 +145,28 @@ def target_spectrogram(cfg: TrainConfig) -> torch.Tensor:
     return (ln - cfg.spec_offset) / cfg.spec_scale
 
 
-def grow(
-    nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float
-) -> torch.Tensor:
-    """Grow states from seeds for ``steps`` steps (no gradient), deterministic per seed."""
+def optimizer(nca: NCA, lr: float, lr_final: float, iters: int):
+    """Adam and its schedule: the learning rate decays exponentially from ``lr`` to ``lr * lr_final`` over ``iters``."""
+    opt = torch.optim.Adam(nca.parameters(), lr=lr)
+    decay = math.log(lr_final)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: math.exp(decay * min(i, iters) / max(iters, 1)))
+    return opt, sched
+
+
+def descend(nca: NCA, loss: torch.Tensor, opt, sched) -> None:
+    """One optimizer and schedule step on ``loss``, every parameter's gradient scaled to unit norm first.
+
+    Gradients through a rollout of dozens of steps explode or vanish; normalising each
+    parameter's gradient lets the learning rate alone set the step size.
+    """
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
     with torch.no_grad():
-        x = seed_states(seeds, nca.cfg.channels, nca.cfg.n_mels, frames, std)
-        g = torch.Generator().manual_seed(int(seeds[0]) + 99991)
-        for _ in range(steps):
-            x = step(nca, x, fire_mask(x.shape[0], x.shape[2], frames, fire_rate, g))
-    return x
-
-
-def _rollout(nca: NCA, x: torch.Tensor, steps: int, fire_rate: float, gen, ckpt: bool):
-    for _ in range(steps):
-        mask = fire_mask(x.shape[0], x.shape[2], x.shape[3], fire_rate, gen)
-        if ckpt:
-            x = torch.utils.checkpoint.checkpoint(step, nca, x, mask, use_reentrant=False)
-        else:
-            x = step(nca, x, mask)
-    return x
+        for p in nca.parameters():
+            if p.grad is not None:
+                p.grad /= p.grad.norm() + 1e-8
+    opt.step()
+    sched.step()
 
 
 def _damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
@@ -170,7 +176,7 @@ def _damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
     w = int(torch.randint(t // 4, t // 2 + 1, (1,), generator=gen))
     f0 = int(torch.randint(0, m - h + 1, (1,), generator=gen))
     t0 = int(torch.randint(0, t - w + 1, (1,), generator=gen))
-    x[-1, :, f0 : f0 + h, t0 : t0 + w] = torch.randn(c, h, w, generator=gen) * std
+    x[-1, :, f0 : f0 + h, t0 : t0 + w] = (torch.randn(c, h, w, generator=gen) * std).to(x.device)
 
 
 def _init_weights(nca: NCA, path: Path) -> list[dict]:
@@ -180,7 +186,7 @@ def _init_weights(nca: NCA, path: Path) -> list[dict]:
     model's whole budget.
     """
     try:
-        ck = torch.load(path, weights_only=False)
+        ck = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise CheckpointMismatch(f"--init-from {path}: no such checkpoint") from None
     arch = ck.get("arch", {}) if isinstance(ck, dict) else {}
@@ -217,6 +223,17 @@ def _loudest_crop(target: torch.Tensor, frames: int) -> torch.Tensor:
     return target[:, start : start + frames]
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``--device`` names; a clear error when CUDA is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadOption("--device cuda: PyTorch sees no CUDA GPU here (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise BadOption(f"--device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) and export; returns a summary dict. Raises GrownError on bad input."""
     out = check_writable(Path(cfg.out))
@@ -236,21 +253,20 @@ def train(cfg: TrainConfig) -> dict:
         raise Unwritable(f"cannot create checkpoint directory {ckpt_dir}: {exc.strerror}") from None
     ckpt_path = checkpoint_path(cfg)
     check_writable(ckpt_path, "checkpoint")
+    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
     loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights, cfg.acf_min_s)
-    opt = torch.optim.Adam(nca.parameters(), lr=cfg.lr)
-    decay = math.log(cfg.lr_final)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: math.exp(decay * min(i, cfg.iters) / max(cfg.iters, 1))
-    )
+    nca.to(device)
+    loss_fn.to(device)
+    opt, sched = optimizer(nca, cfg.lr, cfg.lr_final, cfg.iters)
     next_seed = cfg.seed * 1_000_003 + 1
     pool = seed_states(
         list(range(next_seed, next_seed + cfg.pool_size)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
-    )
+    ).to(device)
     next_seed += cfg.pool_size
     history: list[dict[str, float]] = []
     start = 0
@@ -258,7 +274,8 @@ def train(cfg: TrainConfig) -> dict:
     lineage: list[dict] = []
 
     if ckpt_path.exists() and not cfg.fresh:
-        ck = torch.load(ckpt_path, weights_only=False)
+        # On the CPU first: the RNG states must stay CPU tensors whatever the device.
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ck.get("version") != CKPT_VERSION or ck.get("arch") != cfg.arch():
             raise CheckpointMismatch(
                 f"checkpoint {ckpt_path} was made with different settings; pass --fresh to start over"
@@ -266,7 +283,7 @@ def train(cfg: TrainConfig) -> dict:
         nca.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
-        pool, history, start, next_seed = ck["pool"], ck["history"], ck["iter"], ck["next_seed"]
+        pool, history, start, next_seed = ck["pool"].to(device), ck["history"], ck["iter"], ck["next_seed"]
         lineage = ck.get("lineage", [])
         torch.set_rng_state(ck["torch_rng"])
         gen.set_state(ck["gen_rng"])
@@ -282,10 +299,11 @@ def train(cfg: TrainConfig) -> dict:
             "version": CKPT_VERSION,
             "arch": cfg.arch(),
             "config": {k: str(v) for k, v in asdict(cfg).items()},
-            "model": nca.state_dict(),
+            # CPU copies, so a checkpoint made on a GPU resumes anywhere.
+            "model": {k: v.cpu() for k, v in nca.state_dict().items()},
             "opt": opt.state_dict(),
             "sched": sched.state_dict(),
-            "pool": pool,
+            "pool": pool.cpu(),
             "history": history,
             "iter": it,
             "next_seed": next_seed,
@@ -314,7 +332,7 @@ def train(cfg: TrainConfig) -> dict:
             print(f"time budget of {cfg.time_budget:g} min reached at iteration {it}; "
                   "re-run the same command to continue", file=sys.stderr)
             break
-        idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch]
+        idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch].to(device)
         x = pool[idx].clone()
         with torch.no_grad():
             ranks = loss_fn(x[:, 0], x)["total"].argsort(descending=True)
@@ -323,7 +341,7 @@ def train(cfg: TrainConfig) -> dict:
             worst = ranks[:n_fresh]
             x[worst] = seed_states(
                 list(range(next_seed, next_seed + n_fresh)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
-            )
+            ).to(device)
             next_seed += n_fresh
             # Keep fresh seeds out of the damage slot (the last one) by sorting them first.
             order = torch.cat([worst, ranks[n_fresh:]])
@@ -331,7 +349,7 @@ def train(cfg: TrainConfig) -> dict:
         if cfg.batch > n_fresh and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
             _damage(x, cfg.seed_std, gen)
         steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
-        x = _rollout(nca, x, steps, cfg.fire_rate, gen, cfg.grad_checkpoint)
+        x = rollout(nca, x, steps, cfg.fire_rate, gen, cfg.grad_checkpoint)
         terms = loss_fn(x[:, 0], x)
         loss = terms["total"].mean()
         if not torch.isfinite(loss):
@@ -340,14 +358,7 @@ def train(cfg: TrainConfig) -> dict:
                 f"training diverged: loss is {loss.item()} at iteration {it}; "
                 f"no model written (try a lower --lr than {cfg.lr})"
             )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for p in nca.parameters():
-                if p.grad is not None:
-                    p.grad /= p.grad.norm() + 1e-8
-        opt.step()
-        sched.step()
+        descend(nca, loss, opt, sched)
         pool[idx] = x.detach()
         row = {"iter": it + 1, **{k: float(v.detach().mean()) for k, v in terms.items()}}
         history.append(row)
@@ -360,6 +371,9 @@ def train(cfg: TrainConfig) -> dict:
     bar.close()
 
     nca.eval()
+    # Export and the final check run on the CPU, exactly as the plugin grows the model.
+    nca.cpu()
+    loss_fn.cpu()
     # Final state: grown from fresh seeds, exactly as the plugin will grow it.
     final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std)
     if not torch.isfinite(final).all():

@@ -3,6 +3,7 @@
 //! grown render [--model M] [--seed S] [--growth N] [--length SEC] [--root KEY]
 //!              [--sample-rate HZ] --notes "60@0.0+1.5,67@0.5+1.0" --out out.wav [--png out.png]
 //! grown info [model.onnx]
+//! grown vocode --audio in.wav --out out.wav
 //! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S] [--bound on|off]
 
 use grown::model::NcaModel;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: grown render [--model M.onnx] [--seed S] [--growth N] [--length SEC] \
-[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S] [--bound on|off]";
+[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown vocode --audio in.wav --out out.wav\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S] [--bound on|off]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +30,7 @@ fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("render") => render_cmd(&parse_flags(&args[1..])?),
         Some("info") => info_cmd(args.get(1).map(PathBuf::from)),
+        Some("vocode") => vocode_cmd(&parse_flags(&args[1..])?),
         Some("soak") => soak_cmd(&parse_flags(&args[1..])?),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
@@ -52,6 +54,7 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
         "seconds",
         "drift",
         "bound",
+        "audio",
     ];
     let mut flags = HashMap::new();
     let mut it = args.iter();
@@ -144,6 +147,57 @@ fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
         req.growth,
         req.seed
     );
+    Ok(())
+}
+
+/// The recording's own mel through the built-in inverter: what a perfect mel model
+/// would sound like through this vocoder (the hearing evaluation's ceiling).
+fn vocode_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
+    use grown::vocoder::Vocoder;
+    let input = flags.get("audio").ok_or("vocode needs --audio IN.wav")?;
+    let out = flags.get("out").ok_or("vocode needs --out OUT.wav")?;
+    let mut reader = hound::WavReader::open(input).map_err(|e| format!("{input}: {e}"))?;
+    let spec = reader.spec();
+    let cfg = grown::mel::MelConfig::bigvgan_22k();
+    if spec.sample_rate != cfg.sample_rate {
+        return Err(format!(
+            "{input} is at {} Hz; the mel front end needs {} Hz",
+            spec.sample_rate, cfg.sample_rate
+        ));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+        hound::SampleFormat::Int => {
+            let full = (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 / full))
+                .collect::<Result<_, _>>()
+        }
+    }
+    .map_err(|e| format!("{input}: {e}"))?;
+    let channels = spec.channels.max(1) as usize;
+    let mono: Vec<f32> = interleaved
+        .chunks(channels)
+        .map(|c| c.iter().sum::<f32>() / channels as f32)
+        .collect();
+    let mel = grown::mel::MelAnalyzer::new(cfg.clone()).analyze(&mono);
+    let mut audio = Vec::new();
+    grown::vocoder::inverter::Inverter::new(cfg.clone())
+        .synthesize(&mel, &mut audio)
+        .map_err(|e| e.to_string())?;
+    let wav = hound::WavSpec {
+        channels: 1,
+        sample_rate: cfg.sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut writer = hound::WavWriter::create(out, wav).map_err(|e| format!("{out}: {e}"))?;
+    for v in &audio {
+        writer.write_sample(*v).map_err(|e| format!("{out}: {e}"))?;
+    }
+    writer.finalize().map_err(|e| format!("{out}: {e}"))?;
+    println!("wrote {out} ({} mel frames inverted)", mel.frames);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ from grown_train.bigvgan_export import (
     write_checkpoint,
 )
 from grown_train.cli import main
+from grown_train.export import read_metadata
 from grown_train.mel import DEFAULT_MEL
 from grown_train.tests.conftest import MODELS_DIR
 
@@ -47,10 +48,6 @@ def reference_model(state):
     return model.eval()
 
 
-def meta(path):
-    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-
-
 def test_export_matches_torch_and_follows_the_contract(tmp_path, ckpt, state, capsys):
     out = tmp_path / "vocoder" / "bigvgan.onnx"
     assert main(["export-bigvgan", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
@@ -74,7 +71,7 @@ def test_export_matches_torch_and_follows_the_contract(tmp_path, ckpt, state, ca
         assert want.std() > 0.05
         assert np.abs(got - want).max() <= 1e-4
 
-    m = meta(out)
+    m = read_metadata(out)
     assert m["grown.kind"] == "vocoder"
     assert m["grown.contract"] == "1"
     assert m["grown.mel"] == DEFAULT_MEL.to_json()
@@ -138,7 +135,7 @@ def test_unwritable_out_fails_before_loading(tmp_path, ckpt, capsys):
 def test_tiny_testdata_is_current(state):
     path = MODELS_DIR / "testdata" / TINY_ONNX
     assert path.stat().st_size < 1_000_000
-    assert meta(path)["grown.kind"] == "vocoder" and meta(path)["grown.mel"] == DEFAULT_MEL.to_json()
+    assert read_metadata(path)["grown.kind"] == "vocoder" and read_metadata(path)["grown.mel"] == DEFAULT_MEL.to_json()
     ref = json.loads((MODELS_DIR / "testdata" / TINY_REFERENCE).read_text())
     mel = np.array(ref["mel"], dtype=np.float32)[None]
     want = np.array(ref["audio"], dtype=np.float32)

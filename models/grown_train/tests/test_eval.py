@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -168,6 +169,8 @@ def test_training_budget_comes_from_the_last_report_only_for_the_same_file(tmp_p
     assert previous_training("other", file_digest(model), sidecar) == {}
     model.write_bytes(b"weights v2")  # retrained: the old budget is not this file's
     assert previous_training("m", file_digest(model), sidecar) == {}
+    sidecar.write_text(json.dumps(["not an entry", {"name": "m"}]))
+    assert previous_training("m", file_digest(model), sidecar) == {}
     sidecar.write_text("{not json")
     assert previous_training("m", file_digest(model), sidecar) == {}
 
@@ -192,6 +195,16 @@ def test_quick_eval_writes_the_table_and_caches_baseline_a(tmp_path, chord_wav, 
     assert rows["recording"][0] < rows["shipped"][0]
     assert rows["recording"][1] < rows["shipped"][1]
     assert (tmp_path / "png" / "tinychord.png").stat().st_size > 1000
+    # The hearing section: the model and baseline (a) as the plugin plays them, beside both scales.
+    hearing = text.split("## What a listener hears")[1].split("## Texture statistics")[0]
+    for label in ("self", "ceiling", "shipped @ 6", "shipped @ 1024", "notebook (a) @ 8", "notebook (a) @ 1024"):
+        m = re.search(rf"^\| tinychord \| {re.escape(label)} \| ([-+\d.]+) \| ([-\d.]+) \| ([-\d.]+) \|", hearing, re.M)
+        assert m, f"no hearing row {label}"
+        assert all(np.isfinite(float(v)) for v in m.groups())
+    assert re.search(r"^\| tinychord \| self \|.*\| scale \|$", hearing, re.M)
+    assert re.search(r"^\| tinychord \| shipped @ 6 \|.*\| (\*\*meets the floor\*\*|misses: .+) \|$", hearing, re.M)
+    assert (tmp_path / "png" / "tinychord-hearing.png").stat().st_size > 1000
+    assert len(json.loads((tmp_path / "png" / "hearing.json").read_text())) == 1
     assert "(cached)" not in text.split("### tinychord")[1]
     cache = list((tmp_path / "bl").glob("tinychord-notebook-*.pt"))
     assert len(cache) == 1

@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from grown_train.eval import grow_onnx, load_spec
 from grown_train.export import METADATA_KEYS, ModelInfo, export_onnx, read_metadata
 from grown_train.nca import NCA, NCAConfig, step
 from grown_train.tests.conftest import MODELS_DIR
@@ -152,25 +153,13 @@ def test_shipped_models_follow_the_contract(name):
     assert -25 < ln_mel.min() and ln_mel.max() < 8, "grown spectrogram far outside the log-mel range"
 
 
-def grown_ln_mel(path, seed: int, frames: int) -> np.ndarray:
-    """Grow one seed with ONNX Runtime exactly as the plugin does; natural-log mel ``[n_mels, frames]``."""
-    meta = read_metadata(path)
-    sess = session(path)
-    c = int(meta["grown.channels"])
-    rng = np.random.default_rng(seed)
-    x = rng.normal(0, json.loads(meta["grown.seed_state"])["std"], size=(1, c, 80, frames)).astype(np.float32)
-    for _ in range(int(meta["grown.growth_steps"])):
-        mask = (rng.random((1, 1, 80, frames)) < float(meta["grown.fire_rate"])).astype(np.float32)
-        x = sess.run(None, {"state": x, "update_mask": mask})[0]
-    return float(meta["grown.spec_scale"]) * x[0, int(meta["grown.spec_channel"])] + float(meta["grown.spec_offset"])
-
-
 @pytest.mark.parametrize("seed", [5, 6])
 def test_shipped_clicks_model_grows_four_broadband_clicks_a_second(seed):
     """The research failed on click trains; the shipped model must grow one, not a flat field or speckle."""
     fps = 22050 / 256
     frames = 344  # 4 s, wider than any grid it was trained on, so the loop does not force the period
-    ln = grown_ln_mel(MODELS_DIR / "nca" / "clicks.onnx", seed, frames)
+    spec = load_spec(MODELS_DIR / "nca" / "clicks.onnx", MODELS_DIR / "targets")
+    ln = grow_onnx(spec, [seed], frames)[0]  # exactly as the evaluation (and the plugin) grows it
     loud = ln > (ln.max() + ln.min()) / 2
     # Broadband: in a click frame nearly every band is loud at once (speckle is loud band by band).
     column = loud.mean(axis=0)

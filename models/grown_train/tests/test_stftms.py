@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from grown_train import stftms as S
+from grown_train import stftms_eval as SE
+from grown_train import stftms_train as ST
 from grown_train.metrics import stereo_similarity
 from grown_train.tests.conftest import MODELS_DIR
 
@@ -95,40 +97,40 @@ def test_tiny_training_exports_a_stft_ms_model(tmp_path):
     target = tmp_path / "wide.wav"
     sf.write(str(target), stereo.T.astype(np.float32), sr)
     out = tmp_path / "tiny.onnx"
-    cfg = S.StereoTrainConfig(
+    cfg = ST.StereoTrainConfig(
         target=target, out=out, iters=2, frames=16, channels=6, hidden=8, batch=2, pool_size=4,
         min_steps=2, max_steps=3, log_every=0, checkpoint_dir=tmp_path / "runs",
     )
-    summary = S.train_stereo(cfg)
+    summary = ST.train_stereo(cfg)
     assert summary["iterations"] == 2 and math.isfinite(summary["grown_loss"]["total"])
     meta = read_metadata(out)
     assert meta["grown.representation"] == "stft-ms"
     assert json.loads(meta["grown.stft"])["bins"] == 513 and "grown.mel" not in meta
     assert float(meta["grown.spec_scale"]) == S.SCALE and float(meta["grown.spec_offset"]) == S.OFFSET
-    assert S.is_stereo_model(out)
+    assert SE.is_stereo_model(out)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for frames in (8, 20):  # dynamic frames
         x = np.zeros((1, 6, 513, frames), np.float32)
         m = np.ones((1, 1, 513, frames), np.float32)
         assert sess.run(["next_state"], {"state": x, "update_mask": m})[0].shape == x.shape
     # The EVAL.md section: one recording row (exact round trip) and one grown row.
-    section = S.evaluate_stereo([out], tmp_path, seeds=1, frames=16)
+    section = SE.evaluate_stereo([out], tmp_path, seeds=1, frames=16)
     rows = [line for line in section.splitlines() if line.startswith("| tiny |")]
     assert len(rows) == 2 and rows[0].endswith("| 1.000000 |"), section
     # Re-running only the stereo part keeps the mel report and replaces its own section.
     report = tmp_path / "EVAL.md"
     report.write_text("# Grown model evaluation\n\nmel rows\n", encoding="utf-8")
     for _ in range(2):
-        S.update_eval_report(report, [out], tmp_path)
+        SE.update_eval_report(report, [out], tmp_path)
     text = report.read_text(encoding="utf-8")
-    assert text.startswith("# Grown model evaluation\n\nmel rows\n") and text.count(S.SECTION_HEADING) == 1
+    assert text.startswith("# Grown model evaluation\n\nmel rows\n") and text.count(SE.SECTION_HEADING) == 1
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="stereo model not trained yet")
 def test_shipped_stereo_model_has_side_energy():
-    assert S.is_stereo_model(SHIPPED)
-    assert not S.is_stereo_model(MODELS_DIR / "nca" / "strings.onnx")
-    (grown,) = S.grow_stereo_onnx(SHIPPED, [5], 32)
+    assert SE.is_stereo_model(SHIPPED)
+    assert not SE.is_stereo_model(MODELS_DIR / "nca" / "strings.onnx")
+    (grown,) = SE.grow_stereo_onnx(SHIPPED, [5], 32)
     audio = S.decode(torch.from_numpy(grown)).numpy()
     ms = S.to_mid_side(torch.from_numpy(audio)).numpy()
     mid, side = (float(np.sqrt(np.mean(c.astype(np.float64) ** 2))) for c in ms)

@@ -205,3 +205,19 @@ def test_diversity_band_is_configurable():
     assert tight(crops)["diversity"].mean() > 1.0
     with pytest.raises(ValueError):
         TextureLoss(target, 128, fps, LossWeights(diversity_low=0.3, diversity_high=0.2))
+
+
+def test_device_auto_picks_cuda_only_when_torch_sees_one(monkeypatch, tmp_path, chord_wav, capsys):
+    from grown_train.errors import BadOption
+    from grown_train.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    with pytest.raises(BadOption, match="no CUDA GPU"):
+        resolve_device("cuda")
+    rc = cli.main(["train", "--target", str(chord_wav), "--out", str(tmp_path / "m.onnx"), "--iters", "1",
+                   "--device", "cuda", "--checkpoint-dir", str(tmp_path / "runs"), *TINY])
+    assert rc != 0 and "no CUDA GPU" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+

@@ -7,10 +7,10 @@
 # Outputs go to runs/s5/NAME.onnx; a model is copied into nca/ only when EVAL.md says it is better.
 # Shipped (01:51): J1's export at iteration 344 (runs/s5/clicks172.onnx as it was at 01:37; checkpoint copied to
 # runs/s5/clicks172-0138.pt and runs/s5/clicks-s5.pt, the name eval.py looks for), PNG redrawn under its own name.
-# Usage: runs/session5-train.sh STREAM (A, B, C, D, E, D2, F, H1, H2, H1b, H3, J1, J2, J3, J1b; run in that order)
+# Usage: runs/clicks-click-train-curriculum.sh STREAM (A, B, C, D, E, D2, F, H1, H2, H1b, H3, J1, J2, J3, J1b; run in that order)
 RUN=s5 NICE=10 STREAM=$1
-# shellcheck source=train-stream.sh
-source "$(dirname "$0")/train-stream.sh"
+# shellcheck source=train-stream-common.sh
+source "$(dirname "$0")/train-stream-common.sh"
 # The whole case is one braced block ending in exit, so bash has read all of it before a stream starts: this file
 # grows while streams run, and at 01:37 the J1 stream, its run done, read on at its old byte offset into lines added
 # since then and started a second copy of J3 on J3's checkpoint (killed 01:44, with the stream shells; J3 and J1b

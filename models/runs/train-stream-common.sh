@@ -1,4 +1,4 @@
-# Shared by runs/session*-train.sh (source it; not run on its own): a frozen copy of the package per training
+# Shared by the training records beside it in runs/ (source it; not run on its own): a frozen copy of the package per training
 # stream, so later edits in grown_train/ do not leak into a running stream, and `train NAME TARGET CREDIT LICENSE
 # ARGS...`, which appends to runs/$RUN/NAME.log and writes runs/$RUN/NAME.onnx with the common settings.
 # Needs RUN (output folder under runs/), NICE (nice level) and the stream name as $1 of the caller.

@@ -7,10 +7,10 @@
 # against it (chord too: it tied); clicks tried to continue the session-3 marginal-term run, which grew click
 # events but too many, irregular and too diverse (training diversity term 5.2) - see stream A and D for each try.
 # Outputs go to runs/s4/NAME.onnx; a model is copied into nca/ only when EVAL.md says it is better.
-# Usage: runs/session4-train.sh A|B|C|D
+# Usage: runs/strings-trumpet-chord-clicks-excerpt-rhythm-train.sh A|B|C|D
 RUN=s4 NICE=10 STREAM=$1
-# shellcheck source=train-stream.sh
-source "$(dirname "$0")/train-stream.sh"
+# shellcheck source=train-stream-common.sh
+source "$(dirname "$0")/train-stream-common.sh"
 case "$1" in
 A)
   # 14:33-14:36 a first try (--w-marginal 3 --w-acf 30 --w-diversity 1, lr 2e-3) collapsed to a flat field by

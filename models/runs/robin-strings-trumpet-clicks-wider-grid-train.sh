@@ -2,7 +2,7 @@
 # Session 3 continued training (2026-11-26 ~11:45-12:50 UTC), two streams of one torch thread each, nice 19.
 # Outputs go to runs/s3/NAME.onnx (not nca/: a retrained model is only copied into nca/ when EVAL.md says it
 # is better); each run starts from the session-2 checkpoint's weights (--init-from) on a wider grid.
-# Usage: runs/session3-train.sh A|B|C|R|R2   (stream A: clicks, robin; stream B: strings, trumpet; C, R, R2: the
+# Usage: runs/robin-strings-trumpet-clicks-wider-grid-train.sh A|B|C|R|R2   (stream A: clicks, robin; stream B: strings, trumpet; C, R, R2: the
 # later resumes described beside them). What actually ran, in order (UTC): B 11:38 (stopped 11:47, restarted with
 # the weights now below), A 11:40 (stopped 11:47, restarted; stopped 11:58 for the marginal-term fix, restarted),
 # C 12:16, A stopped 12:28 during robin, R 12:28-12:37, R2 12:37-12:45; B ended 12:46.
@@ -13,8 +13,8 @@
 # grown_train.export.export_onnx with their files' own metadata (padded 104-channel features, bit-identical output).
 # Then: nice -n 19 python -m grown_train eval --extra-baseline trumpet:250
 RUN=s3 NICE=19 STREAM=$1
-# shellcheck source=train-stream.sh
-source "$(dirname "$0")/train-stream.sh"
+# shellcheck source=train-stream-common.sh
+source "$(dirname "$0")/train-stream-common.sh"
 case "$1" in
 B)
   # Weights 10: on these nearly event-free fields the acf/marginal gradients are ~10x (acf: 10-40x) smaller than
