@@ -31,8 +31,10 @@ EVAL_FRAMES = 344
 SEEDS = 4
 #: First seed; every row uses SEED0, SEED0+1, ...
 SEED0 = 1001
-#: Default iteration budget of baseline (a); see ``--baseline-iters``.
+#: Baseline (a)'s budget when the shipped model's own is unknown (no checkpoint, no earlier report).
 BASELINE_ITERS = 40
+#: ``--baseline-iters equal``: baseline (a) gets the shipped model's training budget.
+EQUAL = "equal"
 #: Items per step of baseline (a): the shipped models' batch (train_all.sh), fixed here so
 #: the cached baseline never depends on whether a training checkpoint is lying around.
 BASELINE_BATCH = 3
@@ -51,6 +53,15 @@ METRICS = (
 )
 
 
+def _iters_or_equal(text: str) -> int | str:
+    if text == EQUAL:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of iterations or '{EQUAL}', got {text!r}") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the ``eval`` subcommand (cli.py calls this so they live beside their meaning)."""
     p.add_argument("--models", nargs="*", default=None,
@@ -64,7 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comparison PNGs (default: models/eval beside the default report, none for --quick)")
     p.add_argument("--seeds", type=int, default=None, help=f"seeds per row ({SEEDS})")
     p.add_argument("--frames", type=int, default=None, help=f"widest evaluation grid in frames ({EVAL_FRAMES})")
-    p.add_argument("--baseline-iters", type=int, default=None, help=f"baseline (a) iterations ({BASELINE_ITERS})")
+    p.add_argument("--baseline-iters", type=_iters_or_equal, default=None,
+                   help="baseline (a) iterations, or 'equal' (the default of a full run): as many cell updates as "
+                        "the shipped model's training (iterations × batch × rollout steps × grid frames)")
     p.add_argument("--lbfgs-iters", type=int, default=None, help=f"baseline (b) L-BFGS iterations ({LBFGS_ITERS})")
     p.add_argument("--gl-iters", type=int, default=None, help=f"Griffin-Lim iterations ({GL_ITERS})")
     p.add_argument("--extra-baseline", action="append", default=[], metavar="NAME:ITERS",
@@ -89,8 +102,8 @@ class Budget:
     seeds: int
     #: Widest evaluation grid (a short target lowers it, see :func:`eval_frames`).
     frames: int
-    #: Baseline (a) optimizer steps.
-    baseline_iters: int
+    #: Baseline (a) optimizer steps, or :data:`EQUAL` to match the shipped model's budget.
+    baseline_iters: int | str
     #: Baseline (a) rollout length (the notebook's 96).
     baseline_steps: int
     #: Baseline (a) items per step.
@@ -108,11 +121,13 @@ class Budget:
             b = cls(seeds=2, frames=40, baseline_iters=2, baseline_steps=8, baseline_batch=2,
                     lbfgs_iters=5, gl_iters=2, crop_pairs=4)
         else:
-            b = cls(seeds=SEEDS, frames=EVAL_FRAMES, baseline_iters=BASELINE_ITERS, baseline_steps=96,
+            b = cls(seeds=SEEDS, frames=EVAL_FRAMES, baseline_iters=EQUAL, baseline_steps=96,
                     baseline_batch=BASELINE_BATCH, lbfgs_iters=LBFGS_ITERS, gl_iters=GL_ITERS, crop_pairs=16)
         for name in ("seeds", "frames", "baseline_iters", "lbfgs_iters", "gl_iters"):
             value = getattr(args, name, None)
-            if value is not None:
+            if value == EQUAL:
+                b.baseline_iters = EQUAL
+            elif value is not None:
                 if value < (2 if name == "seeds" else 1):
                     from grown_train.errors import BadOption
 
@@ -333,14 +348,38 @@ def _onnx_w2(path: Path):
     return None
 
 
-def notebook_config(spec: ModelSpec, budget: Budget, target_frames: int):
+def cell_updates(info: dict, growth_steps: int, final_frames: int) -> float | None:
+    """Cell updates of a training: Σ over its stages of iterations × batch × mean rollout × grid frames.
+
+    The mean rollout is ¾ of ``growth_steps`` (training draws rollouts uniformly between half
+    and all of the steps it exports); None when the budget is unknown.
+    """
+    if not info.get("iterations") or not info.get("batch"):
+        return None
+    stages = [(s.get("iters") or 0, s.get("frames") or final_frames) for s in info.get("lineage", [])]
+    stages.append((info["iterations"], final_frames))
+    return sum(it * info["batch"] * 0.75 * growth_steps * frames for it, frames in stages)
+
+
+def baseline_iterations(budget: Budget, shipped_info: dict, spec: ModelSpec, frames: int) -> tuple[int, str]:
+    """Baseline (a)'s iterations and how they were chosen (for the report)."""
+    if budget.baseline_iters != EQUAL:
+        return int(budget.baseline_iters), "fixed by --baseline-iters"
+    shipped = cell_updates(shipped_info, int(spec.meta["grown.growth_steps"]), int(spec.meta["grown.train_frames"]))
+    if shipped is None:
+        return BASELINE_ITERS, "the shipped model's budget is unknown, so the fixed default"
+    per_iter = budget.baseline_batch * budget.baseline_steps * frames
+    return max(1, math.ceil(shipped / per_iter)), f"equal to the shipped model's {shipped:.3g} cell updates"
+
+
+def notebook_config(spec: ModelSpec, budget: Budget, target_frames: int, iters: int | None = None):
     """Baseline (a) sized like the shipped model (channels, MLP width, grid, seeds) so only the method differs."""
     from grown_train.baselines import NotebookConfig
 
     m = spec.meta
     return NotebookConfig(
         channels=spec.channels, hidden=spec.hidden, frames=min(int(m["grown.train_frames"]), target_frames),
-        iters=budget.baseline_iters, steps=budget.baseline_steps, batch=budget.baseline_batch,
+        iters=iters if iters is not None else int(budget.baseline_iters), steps=budget.baseline_steps, batch=budget.baseline_batch,
         fire_rate=float(m["grown.fire_rate"]), seed_std=float(json.loads(m["grown.seed_state"])["std"]),
         spec_scale=float(m["grown.spec_scale"]), spec_offset=float(m["grown.spec_offset"]),
     )
@@ -375,7 +414,9 @@ def evaluate_model(
     shipped.info.update(shipped_training(spec.name, spec.path) or previous_training(spec.name, digest))
     shipped.info["onnx_sha256"] = digest
 
-    ncfg = notebook_config(spec, budget, t_frames)
+    frames_a = min(int(m["grown.train_frames"]), t_frames)
+    iters_a, budget_note = baseline_iterations(budget, shipped.info, spec, frames_a)
+    ncfg = notebook_config(spec, budget, t_frames, iters_a)
     cache = cache_path(baseline_dir, spec.name, ncfg, spec.target.read_bytes())
     t0 = time.perf_counter()
     _log(f"{spec.name}: baseline (a) {'cached' if cache.exists() else 'training'} -> {cache}")
@@ -383,7 +424,8 @@ def evaluate_model(
     timings["baseline (a) train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     grown = grow_torch(nca, seeds, frames, ncfg.steps, ncfg.fire_rate, std).numpy()
-    notebook = Row("notebook (a)", [g * scale + offset for g in grown], info={**ninfo, "steps": ncfg.steps})
+    notebook = Row("notebook (a)", [g * scale + offset for g in grown],
+                   info={**ninfo, "steps": ncfg.steps, "budget": budget_note})
     timings["grow baseline (a)"] = time.perf_counter() - t0
     baseline_onnx = export_notebook(nca, ncfg, spec, cache.with_suffix(".onnx"))
 
@@ -547,8 +589,10 @@ def render_report(results: list[dict], budget: Budget) -> str:
         "between the time-averaged spectra, weighted 2→1 from the lowest to the highest mel band and masked to "
         "bands whose average target level is more than 1 nat above the log floor. No pool, damage, rhythm or "
         "diversity terms. Same channels, MLP width, training width, fire rate and seed distribution as the "
-        f"shipped model; **budget: {budget.baseline_iters} iterations × batch {budget.baseline_batch}** "
-        "(see the per-target notes for the shipped model's budget).",
+        "shipped model; **budget: "
+        + (f"{budget.baseline_iters} iterations" if budget.baseline_iters != EQUAL else
+           "as many cell updates (iterations × batch × rollout steps × grid frames) as the shipped model's training")
+        + f" × batch {budget.baseline_batch}** (see the per-target notes for both budgets).",
         "* **L-BFGS (b)** — no NCA: `torch.optim.LBFGS` (strong Wolfe, history 20, "
         f"{budget.lbfgs_iters} iterations) on free scaled log-mel tensors, one per seed, optimised jointly on the "
         "shipped training loss (`TextureLoss` with its default weights: Gram, rhythm ACF, average-spectrum L1, "
@@ -594,6 +638,7 @@ def render_report(results: list[dict], budget: Budget) -> str:
                if its else " (checkpoint not found; budget: see train_all.sh)."),
             f"* notebook (a): {nb.info['iterations']} iterations × batch {res['notebook_cfg'].batch}"
             + (" (cached)" if nb.info.get("cached") else "")
+            + (f" ({nb.info['budget']})" if nb.info.get("budget") else "")
             + f", {nb.info['seconds']:.0f} s of training, final loss {nb.info['final_loss']:.4f}.",
             f"* L-BFGS (b): {rows[2].info['evaluations']} loss evaluations, {rows[2].info['seconds']:.1f} s, "
             f"final loss {rows[2].info['final_loss']:.4f}.",

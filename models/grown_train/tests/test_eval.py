@@ -231,3 +231,22 @@ def test_missing_target_is_one_clear_line(tmp_path, chord_wav, capsys):
     code = main(["eval", "--quick", "--models", str(model), "--out", str(tmp_path / "E.md"),
                  "--extra-baseline", "m:zero"])
     assert code == 2 and "NAME:ITERS" in capsys.readouterr().err
+
+
+def test_baseline_a_gets_the_shipped_models_cell_updates():
+    from types import SimpleNamespace
+
+    from grown_train.eval import BASELINE_ITERS, EQUAL, Budget, baseline_iterations, cell_updates
+
+    # 100 iterations × batch 2 × ¾·64 steps × 50 frames, after 10 iterations at 20 frames.
+    info = {"iterations": 100, "batch": 2, "lineage": [{"frames": 20, "iters": 10}]}
+    assert cell_updates(info, 64, 50) == 100 * 2 * 48 * 50 + 10 * 2 * 48 * 20
+    assert cell_updates({}, 64, 50) is None
+    budget = Budget(seeds=2, frames=40, baseline_iters=EQUAL, baseline_steps=96, baseline_batch=3, lbfgs_iters=1,
+                    gl_iters=1, crop_pairs=1)
+    spec = SimpleNamespace(meta={"grown.growth_steps": "64", "grown.train_frames": "50"})
+    iters, note = baseline_iterations(budget, info, spec, 50)
+    assert iters == -(-(480000 + 19200) // (3 * 96 * 50)) and "equal" in note
+    assert baseline_iterations(budget, {}, spec, 50)[0] == BASELINE_ITERS  # unknown budget: the fixed default
+    budget.baseline_iters = 7
+    assert baseline_iterations(budget, info, spec, 50)[0] == 7
