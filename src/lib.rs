@@ -5,6 +5,7 @@
 
 pub mod editor;
 pub mod engine;
+pub mod grow;
 pub mod mel;
 pub mod model;
 pub mod nca;
@@ -57,9 +58,9 @@ pub struct Grown {
     /// Where sounding voices are, for the editor's playhead lines.
     playheads: Arc<Playheads>,
     /// Editor end of the damage brush queue (only the editor locks it).
-    brush: Arc<Mutex<engine::BrushProducer>>,
+    brush: Arc<Mutex<grow::BrushProducer>>,
     /// Engine end of the brush queue, until the engine takes it.
-    brush_consumer: Option<engine::BrushConsumer>,
+    brush_consumer: Option<grow::BrushConsumer>,
     /// Audio side of the generation queue: new sounds arrive here, old buffers go back.
     consumer: Option<GenerationConsumer>,
     /// Fixed voice array plus the bank of current/previous generations.
@@ -151,7 +152,7 @@ impl Default for Grown {
     fn default() -> Self {
         let (snapshot_input, snapshot_output) =
             triple_buffer::triple_buffer(&Spectrogram::default());
-        let (brush, brush_consumer) = engine::brush_queue();
+        let (brush, brush_consumer) = grow::brush_queue();
         Self {
             params: Arc::new(GrownParams::default()),
             controls: Arc::new(EngineControls::default()),

@@ -1,7 +1,7 @@
 //! Offline rendering: the same grower, vocoder, queue and voices as the plugin,
 //! driven by a note list instead of a host. Used by the `grown` CLI and by tests.
 
-use crate::engine::Grower;
+use crate::grow::Grower;
 use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::Nca;

@@ -11,11 +11,11 @@
 //!   (the sound must keep evolving: flux never collapses to zero);
 //! * how far the grown spectrogram strays outside the range the model produces
 //!   at its recommended growth step (the engine confines drift to it, within
-//!   [`crate::engine::DRIFT_MARGIN`] of each channel's span; before that fix an
+//!   [`crate::grow::DRIFT_MARGIN`] of each channel's span; before that fix an
 //!   hour of drift ran away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
-use crate::engine::Grower;
+use crate::grow::Grower;
 use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::Nca;
@@ -118,7 +118,7 @@ pub struct SoakReport {
     /// step (seed and length of the soak): what the model was trained to grow.
     pub trained_range: (f32, f32),
     /// What the generations may span: `trained_range` widened by
-    /// [`crate::engine::DRIFT_MARGIN`] of its width on each side, and never
+    /// [`crate::grow::DRIFT_MARGIN`] of its width on each side, and never
     /// below the contract's floor `ln(1e-5)`.
     pub allowed_range: (f32, f32),
     /// Lowest and highest ln-mel value of any generation.
@@ -329,7 +329,7 @@ pub fn run(
     let start = Instant::now();
     let mel = model.info.mel.clone();
     let fire_rate = model.info.fire_rate;
-    let frames = crate::engine::frames_for(cfg.length_s, &mel);
+    let frames = crate::grow::frames_for(cfg.length_s, &mel);
     let trained = model.info.growth_steps;
     let floor = if model.info.stft.is_none() {
         crate::mel::LOG_FLOOR.ln()
@@ -358,7 +358,7 @@ pub fn run(
         .grow(cfg.seed, trained, frames, fire_rate, cfg.mutation)
         .map(value_range)
         .map_err(|e| format!("growth failed at step {trained}: {e}"))?;
-    let margin = crate::engine::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
+    let margin = crate::grow::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
     let mut report = SoakReport {
         deadline_us: block as f64 / sr * 1e6,
         trained_range,

@@ -2,7 +2,7 @@
 //! grower, erase exactly the cells under the brush, and the automaton regrows
 //! them. Needs ONNX Runtime (`cargo xtask fetch-ort` or `ORT_DYLIB_PATH`).
 
-use grown::engine::{brush_queue, BrushStroke, Grower};
+use grown::grow::{brush_queue, BrushStroke, Grower};
 use grown::model::test_onnx::{nca_model, Rule};
 use grown::model::NcaModel;
 use grown::nca::Nca;

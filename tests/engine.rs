@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grown::engine::{Engine, EngineCommand, EngineControls, EngineStatus, Grower};
+use grown::engine::{Engine, EngineCommand, EngineControls, EngineStatus};
+use grown::grow::Grower;
 use grown::mel::Spectrogram;
 use grown::model::NcaModel;
 use grown::nca::Nca;

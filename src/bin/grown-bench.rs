@@ -797,7 +797,7 @@ fn memory(instances: usize) -> Result<Value> {
 /// engine builds, added one after another in a fresh process (the order the
 /// engine thread builds them in).
 fn memory_parts() -> Result<Value> {
-    use grown::engine::{frames_for, Grower};
+    use grown::grow::{frames_for, Grower};
     let mut parts = Vec::new();
     let mut last = rss_mb()?;
     let mut mark = |name: &str, parts: &mut Vec<Value>| -> Result<()> {

@@ -11,7 +11,8 @@ mod gl_libraries;
 pub mod models;
 pub mod spectrogram;
 
-use crate::engine::{BrushProducer, EngineStatus};
+use crate::engine::EngineStatus;
+use crate::grow::BrushProducer;
 use crate::mel::Spectrogram;
 use crate::params::GrownParams;
 use crate::{EngineLink, Playheads};

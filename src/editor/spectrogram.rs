@@ -6,7 +6,7 @@
 //! Everything here is pure geometry and colour except [`SpectrogramView::show`],
 //! so the mapping between the picture and the engine's cells is unit tested.
 
-use crate::engine::{BrushProducer, BrushStroke};
+use crate::grow::{BrushProducer, BrushStroke};
 use crate::mel::{hz_to_mel, MelConfig, Spectrogram};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, TextureHandle, Vec2};
 

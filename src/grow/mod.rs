@@ -1,0 +1,11 @@
+//! Growing a sound: the automaton and its model, and the [`Grower`] that
+//! steps it deterministically to a target with checkpoints and brush damage.
+
+pub mod brush;
+pub mod grower;
+
+pub use brush::{brush_queue, BrushConsumer, BrushProducer, BrushStroke, BRUSH_QUEUE};
+pub use grower::{
+    frames_for, Grower, CHECKPOINT_BUDGET_BYTES, CHECKPOINT_EVERY, DRIFT_MARGIN, MAX_FRAMES,
+    MIN_FRAMES,
+};
