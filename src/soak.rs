@@ -22,7 +22,7 @@ use crate::nca::Nca;
 use crate::queue;
 use crate::rng;
 use crate::vocoder::inverter::Inverter;
-use crate::vocoder::Vocoder;
+use crate::vocoder::voicing::Voicing;
 use crate::voice::{SoftLimiter, VoiceSettings, Voices};
 use std::time::Instant;
 
@@ -374,7 +374,7 @@ pub fn run(
     let mut cpu_histogram = vec![0u64; 100_000];
     let mut left = vec![0.0f32; block];
     let mut right = vec![0.0f32; block];
-    let mut audio = Vec::new();
+    let mut voicing = Voicing::for_model(grower.nca().info());
     let mut previous: Option<Spectrogram> = None;
     let mut held: Vec<Held> = Vec::with_capacity(64);
     let mut next_note_at: u64 = 0;
@@ -403,15 +403,12 @@ pub fn run(
             if let Some(prev) = &previous {
                 report.flux.push(flux(prev, &spec));
             }
-            inverter
-                .synthesize(&spec, &mut audio)
-                .map_err(|e| format!("vocoder failed: {e}"))?;
+            let voiced = voicing
+                .synthesize_mel(&spec, &mut inverter)
+                .map_err(|e| e.to_string())?;
             if let Some(mut slot) = producer.acquire() {
-                slot.fill_from(&audio);
-                slot.sample_rate = mel.sample_rate;
                 report.generations += 1;
-                slot.id = report.generations;
-                slot.looped = true;
+                voicing.fill(&voiced, &mut slot, report.generations, true);
                 // A full queue means the audio side is behind; the next interval retries.
                 if producer.publish(slot).is_err() {
                     return Err("generation queue refused a buffer it handed out".into());

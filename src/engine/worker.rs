@@ -15,8 +15,9 @@ use crate::model::NcaModel;
 use crate::nca::{Nca, StepCancel};
 use crate::queue::{Generation, GenerationProducer};
 use crate::rng;
-use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
+use crate::stft_ms::VISIBLE_CHANNELS as STFT_VISIBLE;
 use crate::vocoder::bigvgan::BigVgan;
+use crate::vocoder::voicing::{stft_ms_visible, Voicing};
 use crate::vocoder::{Inverter, Vocoder};
 
 /// The control values last acted on, to detect changes.
@@ -72,11 +73,9 @@ pub(super) struct Worker {
     inverter: Option<Inverter>,
     /// The BigVGAN vocoder, when a file is loaded.
     bigvgan: Option<BigVgan>,
-    /// The inverse STFT that plays an `stft-ms` model instead of a vocoder
-    /// (None for mel models); its FFT plans are made once, at model load.
-    stft: Option<StftMs>,
-    /// Right channel reused between `stft-ms` syntheses (`audio` holds the left).
-    audio_right: Vec<f32>,
+    /// Turns the current model's states into audio (the inverse STFT of an
+    /// `stft-ms` model, or the chosen vocoder); made at model load.
+    voicing: Option<Voicing>,
     /// Controls last acted on.
     applied: Option<Applied>,
     /// Steps added beyond `growth` by drift and by regrowth after damage.
@@ -98,8 +97,6 @@ pub(super) struct Worker {
     snapshot_stale: bool,
     /// Generation ids (monotonic).
     generation: u64,
-    /// Audio buffer reused between vocodes.
-    audio: Vec<f32>,
     /// A generation buffer acquired but not yet published (kept on failure
     /// because the producer side cannot give buffers back).
     spare: Option<Box<Generation>>,
@@ -165,8 +162,7 @@ impl Worker {
             grower: None,
             inverter: None,
             bigvgan: None,
-            stft: None,
-            audio_right: Vec::new(),
+            voicing: None,
             applied: None,
             extra: 0,
             drift_credit: 0.0,
@@ -177,7 +173,6 @@ impl Worker {
             last_snapshot: now - SNAPSHOT_INTERVAL,
             snapshot_stale: true,
             generation: 0,
-            audio: Vec::new(),
             spare: None,
             step_time: None,
             stuck: false,
@@ -347,20 +342,12 @@ impl Worker {
         );
         *self.status.provider.lock() = model.provider.why.clone();
         *self.status.model_info.lock() = Some(model.info.clone());
-        match &model.info.stft {
-            Some(cfg) => {
-                let comp = Compression {
-                    scale: model.info.spec_scale,
-                    offset: model.info.spec_offset,
-                };
-                self.stft = Some(StftMs::new(cfg.clone(), comp));
-                self.inverter = None;
-            }
-            None => {
-                self.stft = None;
-                self.inverter = Some(Inverter::new(model.info.mel.clone()));
-            }
-        }
+        // An stft-ms model is played by its inverse STFT and needs no inverter.
+        self.inverter = match &model.info.stft {
+            Some(_) => None,
+            None => Some(Inverter::new(model.info.mel.clone())),
+        };
+        self.voicing = Some(Voicing::for_model(&model.info));
         let mut nca = Nca::new(model);
         if let Some(c) = &self.step_cancel {
             nca.set_cancel(c.clone());
@@ -459,17 +446,25 @@ impl Worker {
         if prev.is_some_and(|p| p.vocoder != now.vocoder) {
             self.dirty = true;
         }
-        grower.set_target(
-            now.seed,
-            now.growth.saturating_add(self.extra),
-            now.frames,
-            now.fire_rate,
-            now.mutation,
-        );
+        self.retarget();
         self.snapshot_stale = true;
         let damage_changed = prev.is_some_and(|p| (p.damage - now.damage).abs() > 1e-4);
         if damage_changed && now.damage > 0.0 {
             self.damage_control(now.seed, now.damage);
+        }
+    }
+
+    /// Points the grower at the applied controls plus the steps that drift
+    /// and regrowth after damage added beyond Growth.
+    fn retarget(&mut self) {
+        if let (Some(a), Some(g)) = (self.applied, self.grower.as_mut()) {
+            g.set_target(
+                a.seed,
+                a.growth.saturating_add(self.extra),
+                a.frames,
+                a.fire_rate,
+                a.mutation,
+            );
         }
     }
 
@@ -514,10 +509,7 @@ impl Worker {
             .saturating_add(regrow)
             .saturating_sub(growth);
         self.extra = self.extra.max(wanted);
-        if let Some(a) = self.applied {
-            let key_growth = a.growth.saturating_add(self.extra);
-            g.set_target(a.seed, key_growth, a.frames, a.fire_rate, a.mutation);
-        }
+        self.retarget();
         self.dirty = true;
         self.snapshot_stale = true;
         self.stuck = false;
@@ -587,15 +579,7 @@ impl Worker {
                 let whole = self.drift_credit.floor();
                 self.drift_credit -= whole;
                 self.extra = self.extra.saturating_add(whole as u32);
-                if let (Some(a), Some(g)) = (self.applied, self.grower.as_mut()) {
-                    g.set_target(
-                        a.seed,
-                        a.growth.saturating_add(self.extra),
-                        a.frames,
-                        a.fire_rate,
-                        a.mutation,
-                    );
-                }
+                self.retarget();
                 return;
             }
             let changed = self.vocoded_step != self.grower.as_ref().map(|g| g.nca().steps());
@@ -632,89 +616,52 @@ impl Worker {
         self.snapshot_stale = false;
     }
 
-    /// Vocodes the current state and publishes it as a generation.
+    /// Voices the current state and publishes it as a generation.
     fn vocode(&mut self) -> Vocoded {
         let Some(mut slot) = self.spare.take().or_else(|| self.producer.acquire()) else {
             return Vocoded::NoBuffer;
         };
-        let Some(grower) = self.grower.as_mut() else {
+        let (Some(grower), Some(voicing)) = (self.grower.as_mut(), self.voicing.as_mut()) else {
             self.spare = Some(slot);
             return Vocoded::Failed;
         };
-        if let Some(stft) = self.stft.as_mut() {
-            return match Self::synthesize_stereo(
-                stft,
-                grower,
-                slot,
-                &mut self.audio,
-                &mut self.audio_right,
-                &mut self.generation,
-                &mut self.producer,
-                &self.status,
-            ) {
-                Ok(step) => {
-                    self.vocoded_step = Some(step);
-                    self.last_vocode = Instant::now();
-                    self.clear_error(ErrorSource::Vocoding);
-                    Vocoded::Published
-                }
-                Err((slot, None)) => {
-                    self.spare = slot;
-                    Vocoded::NoBuffer
-                }
-                Err((slot, Some(e))) => {
-                    self.spare = slot;
-                    self.vocoded_step = Some(grower_steps(&self.grower));
-                    self.last_vocode = Instant::now();
-                    if !self.stopping() {
-                        self.set_error(ErrorSource::Vocoding, e);
-                    }
-                    Vocoded::Failed
-                }
-            };
-        }
         let want_bigvgan = self.controls.vocoder.load(Ordering::Relaxed) == 1;
-        let vocoder: &mut dyn Vocoder = match (&mut self.bigvgan, &mut self.inverter) {
-            (Some(b), _) if want_bigvgan => b,
-            (_, Some(i)) => i,
+        let vocoder: Option<&mut dyn Vocoder> = match (&mut self.bigvgan, &mut self.inverter) {
+            _ if voicing.is_stft_ms() => None,
+            (Some(b), _) if want_bigvgan => Some(b),
+            (_, Some(i)) => Some(i),
             _ => {
                 self.spare = Some(slot);
                 return Vocoded::Failed;
             }
         };
-        let sample_rate = vocoder.mel_config().sample_rate;
         let step = grower.nca().steps();
-        let spec = grower.spectrogram();
-        let t0 = Instant::now();
-        let result = vocoder.synthesize(spec, &mut self.audio);
-        let took = t0.elapsed().as_secs_f64();
+        let result = voicing.synthesize(grower, vocoder);
         self.last_vocode = Instant::now();
-        if let Err(e) = result {
-            self.spare = Some(slot);
-            self.vocoded_step = Some(step);
-            if !self.stopping() {
-                self.set_error(ErrorSource::Vocoding, format!("vocoder failed: {e}"));
+        let voiced = match result {
+            Ok(voiced) => voiced,
+            Err(e) => {
+                self.spare = Some(slot);
+                self.vocoded_step = Some(step);
+                if !self.stopping() {
+                    self.set_error(ErrorSource::Vocoding, e.to_string());
+                }
+                return Vocoded::Failed;
             }
-            return Vocoded::Failed;
+        };
+        if let Some(rtf) = voiced.real_time_factor() {
+            self.status.vocoder_rtf.store(rtf, Ordering::Relaxed);
         }
-        let seconds = self.audio.len() as f64 / f64::from(sample_rate.max(1));
-        if seconds > 0.0 {
-            self.status
-                .vocoder_rtf
-                .store((took / seconds) as f32, Ordering::Relaxed);
-        }
-        slot.fill_from(&self.audio);
-        slot.sample_rate = sample_rate;
         self.generation += 1;
-        slot.id = self.generation;
-        slot.looped = true;
+        voicing.fill(&voiced, &mut slot, self.generation, true);
+        let mel_without_bigvgan = !voiced.stereo && want_bigvgan && self.bigvgan.is_none();
         match self.producer.publish(slot) {
             Ok(()) => {
                 self.status
                     .generation
                     .store(self.generation, Ordering::Release);
                 self.vocoded_step = Some(step);
-                if want_bigvgan && self.bigvgan.is_none() {
+                if mel_without_bigvgan {
                     // A refused or unreadable vocoder file already says why
                     // there is none, more usefully than this would.
                     if self.error_source != Some(ErrorSource::VocoderFile) {
@@ -742,74 +689,13 @@ impl Worker {
 /// `bins = n_mels / 4`). There is no log-mel channel to show for such a model.
 /// Allocates only when the size grows.
 pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {
-    let info = nca.info();
     let frames = nca.frames();
-    let plane = info.mel.n_mels * frames;
-    let from = info.spec_channel * plane;
-    let visible = nca
-        .state()
-        .get(from..from + STFT_VISIBLE * plane)
-        .unwrap_or(&[]);
-    out.n_mels = STFT_VISIBLE * info.mel.n_mels;
+    let visible = stft_ms_visible(nca);
+    out.n_mels = STFT_VISIBLE * nca.info().mel.n_mels;
     out.frames = frames;
     out.data.clear();
     out.data.extend_from_slice(visible);
     out.data.resize(out.n_mels * frames, 0.0);
-}
-
-/// Steps of the grower, if any (for bookkeeping after a borrow ended).
-fn grower_steps(g: &Option<Grower>) -> u32 {
-    g.as_ref().map_or(0, |g| g.nca().steps())
-}
-
-impl Worker {
-    /// Plays an `stft-ms` state through the exact inverse STFT (no vocoder) and
-    /// publishes it as a stereo generation. Returns the step it was made at, or
-    /// the unused slot and an error (None: the queue was full).
-    #[allow(clippy::too_many_arguments)]
-    fn synthesize_stereo(
-        stft: &mut StftMs,
-        grower: &mut Grower,
-        mut slot: Box<Generation>,
-        left: &mut Vec<f32>,
-        right: &mut Vec<f32>,
-        generation: &mut u64,
-        producer: &mut GenerationProducer,
-        status: &EngineStatus,
-    ) -> Result<u32, (Option<Box<Generation>>, Option<String>)> {
-        let nca = grower.nca();
-        let step = nca.steps();
-        let info = nca.info();
-        let frames = nca.frames();
-        let plane = info.mel.n_mels * frames;
-        let state = nca.state();
-        let from = info.spec_channel * plane;
-        let visible = state.get(from..from + STFT_VISIBLE * plane).unwrap_or(&[]);
-        let t0 = Instant::now();
-        if let Err(e) = stft.synthesize(visible, frames, left, right) {
-            return Err((Some(slot), Some(format!("inverse STFT failed: {e}"))));
-        }
-        let sample_rate = stft.config().sample_rate;
-        let seconds = left.len() as f64 / f64::from(sample_rate.max(1));
-        if seconds > 0.0 {
-            status.vocoder_rtf.store(
-                (t0.elapsed().as_secs_f64() / seconds) as f32,
-                Ordering::Relaxed,
-            );
-        }
-        slot.fill_stereo_from(left, right);
-        slot.sample_rate = sample_rate;
-        *generation += 1;
-        slot.id = *generation;
-        slot.looped = true;
-        match producer.publish(slot) {
-            Ok(()) => {
-                status.generation.store(*generation, Ordering::Release);
-                Ok(step)
-            }
-            Err(slot) => Err((Some(slot), None)),
-        }
-    }
 }
 
 /// Clamps a control value; NaN becomes the lower bound.

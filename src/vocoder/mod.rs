@@ -6,6 +6,7 @@
 
 pub mod bigvgan;
 pub mod inverter;
+pub mod voicing;
 
 pub use bigvgan::BigVgan;
 pub use inverter::Inverter;
