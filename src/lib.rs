@@ -10,7 +10,7 @@ pub mod mel;
 pub mod model;
 pub mod nca;
 pub mod params;
-pub mod queue;
+pub mod play;
 pub mod render;
 pub mod rng;
 pub mod runtime;
@@ -18,7 +18,6 @@ pub mod soak;
 pub mod state;
 pub mod stft_ms;
 pub mod vocoder;
-pub mod voice;
 
 use engine::{Engine, EngineControls, EngineStatus};
 use mel::Spectrogram;
@@ -26,19 +25,13 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use params::{GrownParams, LoopMode, VocoderChoice};
 use parking_lot::Mutex;
-use queue::GenerationConsumer;
+use play::queue::{GenerationConsumer, GENERATION_CAPACITY, GENERATION_POOL};
+use play::{Playheads, SoftLimiter, VoiceSettings, Voices};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use voice::{SoftLimiter, VoiceSettings, Voices};
 
-/// Buffers in flight between the vocoder and the audio thread: one playing, one
-/// fading out during a morph, one being written, one spare.
-pub const GENERATION_POOL: usize = 4;
-/// Longest sound a generation buffer holds: the Length parameter's maximum at the
-/// highest vocoder sample rate we accept (48 kHz).
-pub const GENERATION_CAPACITY: usize = 8 * 48_000;
 /// Sub-block length between event checks, so voices see note events sample-accurately
 /// without rendering one sample at a time.
 const MAX_SUB_BLOCK: usize = 64;
@@ -109,45 +102,6 @@ impl EngineLink {
     }
 }
 
-/// Playhead positions of the sounding voices: written by the audio thread
-/// once per block (atomics, no allocation), read by the editor to draw them.
-/// A read may mix two blocks; that only moves a line by a few milliseconds.
-pub struct Playheads {
-    /// How many entries of `seconds` are valid.
-    pub count: std::sync::atomic::AtomicUsize,
-    /// Position of each sounding voice in the grown sound, in seconds.
-    pub seconds: [atomic_float::AtomicF32; voice::MAX_VOICES],
-}
-
-impl Default for Playheads {
-    fn default() -> Self {
-        Self {
-            count: std::sync::atomic::AtomicUsize::new(0),
-            seconds: std::array::from_fn(|_| atomic_float::AtomicF32::new(0.0)),
-        }
-    }
-}
-
-impl Playheads {
-    /// Stores the positions (at most [`voice::MAX_VOICES`]).
-    pub fn publish(&self, seconds: &[f32]) {
-        let n = seconds.len().min(voice::MAX_VOICES);
-        for (slot, s) in self.seconds.iter().zip(&seconds[..n]) {
-            slot.store(*s, Ordering::Relaxed);
-        }
-        self.count.store(n, Ordering::Release);
-    }
-
-    /// Copies the positions into `out`; returns how many.
-    pub fn read(&self, out: &mut [f32; voice::MAX_VOICES]) -> usize {
-        let n = self.count.load(Ordering::Acquire).min(voice::MAX_VOICES);
-        for (o, slot) in out.iter_mut().zip(&self.seconds[..n]) {
-            *o = slot.load(Ordering::Relaxed);
-        }
-        n
-    }
-}
-
 impl Default for Grown {
     fn default() -> Self {
         let (snapshot_input, snapshot_output) =
@@ -205,7 +159,7 @@ impl Grown {
             gain: 1.0,
             looping: p.loop_mode.value() == LoopMode::Loop,
             morph_s: p.morph.value(),
-            polyphony: p.polyphony.value().clamp(1, voice::MAX_VOICES as i32) as usize,
+            polyphony: p.polyphony.value().clamp(1, play::MAX_VOICES as i32) as usize,
         }
     }
 
@@ -328,8 +282,7 @@ impl Plugin for Grown {
         if self.engine.is_none() {
             // The engine loads ONNX Runtime and the model on its own thread, so neither
             // scanning nor activation waits for them.
-            let (producer, consumer) =
-                queue::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
+            let (producer, consumer) = play::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
             let Some(snapshots) = self.snapshot_input.take() else {
                 return false;
             };
@@ -407,7 +360,7 @@ impl Plugin for Grown {
                 block_end = block_end.min(event.timing() as usize).max(block_start + 1);
             }
 
-            let mut ended = |end: voice::VoiceEnd| {
+            let mut ended = |end: play::VoiceEnd| {
                 let _ = context.try_send_event(NoteEvent::VoiceTerminated {
                     timing: end.timing,
                     voice_id: end.voice_id.map_or(VoiceID::Wildcard, VoiceID::ID),
@@ -430,7 +383,7 @@ impl Plugin for Grown {
             block_start = block_end;
         }
         self.limiter.process(left, right);
-        let mut heads = [0.0f32; voice::MAX_VOICES];
+        let mut heads = [0.0f32; play::MAX_VOICES];
         let n = self.voices.active_playheads(&mut heads);
         self.playheads.publish(&heads[..n]);
         ProcessStatus::Normal

@@ -178,7 +178,7 @@ impl Default for GrownParams {
                 8,
                 IntRange::Linear {
                     min: 1,
-                    max: crate::voice::MAX_VOICES as i32,
+                    max: crate::play::MAX_VOICES as i32,
                 },
             )
             .with_unit(" voices"),

@@ -5,12 +5,12 @@ use crate::grow::Grower;
 use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::Nca;
-use crate::queue;
+use crate::play::queue;
+use crate::play::{SoftLimiter, VoiceSettings, Voices};
 use crate::stft_ms::stft_ms_picture;
 use crate::vocoder::inverter::Inverter;
 use crate::vocoder::voicing::{stft_ms_visible, Voicing};
 use crate::vocoder::Vocoder;
-use crate::voice::{SoftLimiter, VoiceSettings, Voices};
 use std::fmt;
 use std::path::Path;
 

@@ -19,11 +19,11 @@ use crate::grow::Grower;
 use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::Nca;
-use crate::queue;
+use crate::play::queue;
+use crate::play::{SoftLimiter, VoiceSettings, Voices};
 use crate::rng;
 use crate::vocoder::inverter::Inverter;
 use crate::vocoder::voicing::Voicing;
-use crate::voice::{SoftLimiter, VoiceSettings, Voices};
 use std::time::Instant;
 
 /// How far (ln-mel) a generation may stray outside the allowed range before
@@ -339,8 +339,8 @@ pub fn run(
     let mut grower = Grower::new(Nca::new(model));
     grower.set_bounded(cfg.bounded);
     let mut inverter = Inverter::new(mel.clone());
-    let capacity = crate::GENERATION_CAPACITY;
-    let (mut producer, mut consumer) = queue::generation_queue(crate::GENERATION_POOL, capacity);
+    let capacity = queue::GENERATION_CAPACITY;
+    let (mut producer, mut consumer) = queue::generation_queue(queue::GENERATION_POOL, capacity);
     let mut voices = Voices::new();
     voices.set_output_sample_rate(cfg.sample_rate);
     let mut limiter = SoftLimiter::new();

@@ -12,7 +12,7 @@ use grown::grow::Grower;
 use grown::mel::Spectrogram;
 use grown::model::NcaModel;
 use grown::nca::Nca;
-use grown::queue::{generation_queue, Generation, GenerationConsumer};
+use grown::play::queue::{generation_queue, Generation, GenerationConsumer};
 
 /// Generous: the test machine may be busy.
 const TIMEOUT: Duration = Duration::from_secs(60);

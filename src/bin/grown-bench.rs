@@ -31,10 +31,11 @@ use grown::engine::{Engine, EngineControls, EngineStatus};
 use grown::mel::{MelAnalyzer, MelConfig, Spectrogram};
 use grown::model::NcaModel;
 use grown::nca::Nca;
-use grown::queue::generation_queue;
+use grown::play::queue::generation_queue;
+use grown::play::queue::{GENERATION_CAPACITY, GENERATION_POOL};
 use grown::vocoder::bigvgan::BigVgan;
 use grown::vocoder::{Inverter, Vocoder};
-use grown::{Grown, GENERATION_CAPACITY, GENERATION_POOL};
+use grown::Grown;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use serde_json::{json, Value};
@@ -700,7 +701,7 @@ fn regrow(repeats: usize) -> Result<Value> {
     let (producer, mut consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     let (snapshots, _editor) = triple_buffer::triple_buffer(&Spectrogram::default());
     let engine = Engine::spawn(controls.clone(), status.clone(), producer, snapshots, None);
-    let wait_generation = |consumer: &mut grown::queue::GenerationConsumer,
+    let wait_generation = |consumer: &mut grown::play::queue::GenerationConsumer,
                            after: u64,
                            timeout: Duration|
      -> Result<(u64, Duration)> {
@@ -831,7 +832,7 @@ fn memory_parts() -> Result<Value> {
     mark("built-in inverter, 3 s", &mut parts)?;
     let (producer, consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     mark("generation queue (4 buffers of 8 s at 48 kHz)", &mut parts)?;
-    let voices = grown::voice::Voices::new();
+    let voices = grown::play::Voices::new();
     mark("voices", &mut parts)?;
     drop((producer, consumer, voices, grower));
     Ok(json!({ "parts": parts, "frames": frames, "checkpoints": checkpoints }))

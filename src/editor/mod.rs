@@ -15,7 +15,8 @@ use crate::engine::EngineStatus;
 use crate::grow::BrushProducer;
 use crate::mel::Spectrogram;
 use crate::params::GrownParams;
-use crate::{EngineLink, Playheads};
+use crate::play::Playheads;
+use crate::EngineLink;
 use gl_libraries::GlLibraries;
 use models::{ModelPicker, PickerAction};
 use nice_plug::context::gui::GuiContext;
@@ -190,7 +191,7 @@ impl GrownEditor {
             let fresh = out.update();
             self.view.update(ui.ctx(), out.output_buffer(), fresh, stft);
         }
-        let mut heads = [0.0f32; crate::voice::MAX_VOICES];
+        let mut heads = [0.0f32; crate::play::MAX_VOICES];
         let n = self.shared.playheads.read(&mut heads);
         let width = ui.available_width();
         let height = (ui.ctx().content_rect().height() * 0.36).clamp(140.0, 900.0);
@@ -404,13 +405,13 @@ mod tests {
     #[test]
     fn playheads_round_trip_and_clamp_to_the_voice_count() {
         let heads = Playheads::default();
-        let mut out = [0.0f32; crate::voice::MAX_VOICES];
+        let mut out = [0.0f32; crate::play::MAX_VOICES];
         assert_eq!(heads.read(&mut out), 0);
         heads.publish(&[0.5, 1.25, 2.0]);
         assert_eq!(heads.read(&mut out), 3);
         assert_eq!(&out[..3], &[0.5, 1.25, 2.0]);
         heads.publish(&[1.0; 40]);
-        assert_eq!(heads.read(&mut out), crate::voice::MAX_VOICES);
+        assert_eq!(heads.read(&mut out), crate::play::MAX_VOICES);
     }
 
     #[test]

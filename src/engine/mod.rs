@@ -22,7 +22,7 @@ use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use crate::grow::BrushConsumer;
 use crate::mel::Spectrogram;
 use crate::nca::StepCancel;
-use crate::queue::GenerationProducer;
+use crate::play::queue::GenerationProducer;
 use worker::Worker;
 
 /// The background engine. Dropping it stops the thread.
@@ -167,14 +167,14 @@ mod tests {
         controls.length_s.store(0.2, Ordering::Relaxed);
         controls.vocoder.store(1, Ordering::Relaxed);
         let status = Arc::new(EngineStatus::default());
-        let (producer, mut consumer) = crate::queue::generation_queue(4, 22050);
+        let (producer, mut consumer) = crate::play::queue::generation_queue(4, 22050);
         let (input, _output) = triple_buffer::triple_buffer(&Spectrogram::default());
         let engine = Engine::spawn(controls.clone(), status.clone(), producer, input, None);
         let commands = engine.commands();
         commands
             .send(EngineCommand::LoadVocoder(Some(path.clone())))
             .unwrap();
-        let wait_for = |id: u64, consumer: &mut crate::queue::GenerationConsumer| {
+        let wait_for = |id: u64, consumer: &mut crate::play::queue::GenerationConsumer| {
             let start = Instant::now();
             while status.generation.load(Ordering::Acquire) < id {
                 assert!(

@@ -13,7 +13,7 @@ use crate::grow::{frames_for, BrushConsumer, Grower};
 use crate::mel::Spectrogram;
 use crate::model::NcaModel;
 use crate::nca::{Nca, StepCancel};
-use crate::queue::{Generation, GenerationProducer};
+use crate::play::queue::{Generation, GenerationProducer};
 use crate::rng;
 use crate::stft_ms::VISIBLE_CHANNELS as STFT_VISIBLE;
 use crate::vocoder::bigvgan::BigVgan;

@@ -639,7 +639,7 @@ mod tests {
         assert_eq!(again.frames, mel.frames);
         let sc = spectral_convergence_db(&mel, &again);
         assert!(sc < -15.0, "spectral convergence {sc} dB");
-        let (f, _) = crate::voice::tests::peak_hz(&out, sr);
+        let (f, _) = crate::play::voices::tests::peak_hz(&out, sr);
         assert!((f - 440.0).abs() < 0.02 * 440.0, "dominant {f} Hz");
         // Fewer iterations must not be better than more (PGHI alone is the floor).
         let mut inv0 = Inverter::with_iterations(cfg, 0);

@@ -12,7 +12,7 @@ use crate::grow::Grower;
 use crate::mel::Spectrogram;
 use crate::model::ModelInfo;
 use crate::nca::Nca;
-use crate::queue::Generation;
+use crate::play::queue::Generation;
 use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS};
 
 /// Why a state could not be voiced; the engine shows it and keeps playing the
