@@ -19,16 +19,15 @@ pub mod state;
 pub mod stft_ms;
 pub mod vocoder;
 
-use engine::{Engine, EngineControls, EngineStatus};
+use engine::{Engine, EngineControls, EngineLink, EngineStatus};
 use mel::Spectrogram;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
-use params::{GrownParams, LoopMode, VocoderChoice};
+use params::{GrownParams, LoopMode};
 use parking_lot::Mutex;
 use play::queue::{GenerationConsumer, GENERATION_CAPACITY, GENERATION_POOL};
 use play::{Playheads, SoftLimiter, VoiceSettings, Voices};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -66,40 +65,6 @@ pub struct Grown {
     snapshot_output: Arc<Mutex<triple_buffer::Output<Spectrogram>>>,
     /// Normalised pitch-bend wheel position, -1..1, kept across blocks.
     bend: f32,
-}
-
-/// What the editor needs to steer the engine: its command sender once it
-/// runs, and which model files it was told to load, so a reactivation after
-/// the editor loaded a file does not load it again.
-#[derive(Default)]
-pub struct EngineLink {
-    /// Commands to the running engine; `None` before the first activation.
-    pub commands: Option<crossbeam::channel::Sender<engine::EngineCommand>>,
-    /// NCA model file the engine was told to load (`None`: the built-in one).
-    pub model: Option<PathBuf>,
-    /// Vocoder file the engine was told to load (`None`: built-in vocoder only).
-    pub vocoder: Option<PathBuf>,
-}
-
-impl EngineLink {
-    /// Tells a running engine to load whichever of `model` and `vocoder`
-    /// differ from what it was last told. Without an engine only the wish is
-    /// recorded in the parameters, which the first activation reads.
-    pub fn sync(&mut self, model: Option<PathBuf>, vocoder: Option<PathBuf>) {
-        let Some(tx) = &self.commands else { return };
-        if model != self.model {
-            let cmd = match &model {
-                Some(path) => engine::EngineCommand::LoadModel(path.clone()),
-                None => engine::EngineCommand::LoadBuiltInModel,
-            };
-            let _ = tx.send(cmd);
-            self.model = model;
-        }
-        if vocoder != self.vocoder {
-            let _ = tx.send(engine::EngineCommand::LoadVocoder(vocoder.clone()));
-            self.vocoder = vocoder;
-        }
-    }
 }
 
 impl Default for Grown {
@@ -140,11 +105,7 @@ impl Grown {
         c.mutation.store(p.mutation.value(), Ordering::Relaxed);
         c.damage.store(p.damage.value(), Ordering::Relaxed);
         c.length_s.store(p.length.value(), Ordering::Relaxed);
-        let vocoder = match p.vocoder.value() {
-            VocoderChoice::BuiltIn => 0,
-            VocoderChoice::BigVgan => 1,
-        };
-        c.vocoder.store(vocoder, Ordering::Relaxed);
+        c.vocoder.store(p.vocoder.value());
     }
 
     fn voice_settings(&self) -> VoiceSettings {
@@ -251,7 +212,7 @@ impl Plugin for Grown {
     fn filter_state(state: &mut PluginState) {
         // A saved state may come from a newer version, another plugin or a
         // corrupt file: clamp, drop and report instead of trusting it.
-        state::sanitize(state);
+        state::repair_untrusted(state);
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {

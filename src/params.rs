@@ -5,8 +5,8 @@ use nice_plug::prelude::*;
 use parking_lot::RwLock;
 use std::sync::Arc;
 
-/// Upper bound of the Growth parameter; also bounds the engine's checkpoint cache.
-pub const MAX_GROWTH: i32 = 1024;
+pub use crate::grow::{DEFAULT_GROWTH, MAX_GROWTH};
+pub use crate::vocoder::VocoderChoice;
 
 /// How a voice treats the end of the grown sound.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +21,6 @@ pub enum LoopMode {
     Loop,
 }
 
-/// Which vocoder turns the grown mel spectrogram into audio.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VocoderChoice {
-    /// The built-in spectrogram inverter: no GPU, no extra model.
-    #[id = "built-in"]
-    #[name = "Built-in"]
-    BuiltIn,
-    /// A BigVGAN ONNX model, when one is loaded; falls back to built-in otherwise.
-    #[id = "bigvgan"]
-    #[name = "BigVGAN"]
-    BigVgan,
-}
-
 #[derive(Params)]
 pub struct GrownParams {
     /// Chosen NCA model file; `None` plays the embedded default. Persisted so that
@@ -46,7 +33,7 @@ pub struct GrownParams {
     /// Editor window size in logical pixels, so the editor reopens as the user left it.
     #[persist = "editor-size"]
     pub editor_size: RwLock<(u32, u32)>,
-    /// What `state::sanitize` had to change in the last restored state; set by
+    /// What `state::repair_untrusted` had to change in the last restored state; set by
     /// `filter_state` (which has no instance), shown by the instance at its next
     /// activation, then cleared.
     #[persist = "restore-notice"]
@@ -127,7 +114,7 @@ impl Default for GrownParams {
 
             growth: IntParam::new(
                 "Growth",
-                96,
+                DEFAULT_GROWTH as i32,
                 IntRange::Linear {
                     min: 0,
                     max: MAX_GROWTH,

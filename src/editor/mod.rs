@@ -11,12 +11,11 @@ mod gl_libraries;
 pub mod models;
 pub mod spectrogram;
 
-use crate::engine::EngineStatus;
+use crate::engine::{EngineLink, EngineStatus};
 use crate::grow::BrushProducer;
 use crate::mel::Spectrogram;
 use crate::params::GrownParams;
 use crate::play::Playheads;
-use crate::EngineLink;
 use gl_libraries::GlLibraries;
 use models::{ModelPicker, PickerAction};
 use nice_plug::context::gui::GuiContext;

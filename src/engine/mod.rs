@@ -4,9 +4,11 @@
 //! the editor, and the generation queue to the audio thread. Nothing it does
 //! can block the audio thread.
 
+pub mod link;
 pub mod wire;
 mod worker;
 
+pub use link::EngineLink;
 pub use wire::{EngineCommand, EngineControls, EngineStatus};
 pub use worker::stft_ms_snapshot;
 
@@ -165,7 +167,9 @@ mod tests {
         let controls = Arc::new(EngineControls::default());
         controls.growth.store(4, Ordering::Relaxed);
         controls.length_s.store(0.2, Ordering::Relaxed);
-        controls.vocoder.store(1, Ordering::Relaxed);
+        controls
+            .vocoder
+            .store(crate::vocoder::VocoderChoice::BigVgan);
         let status = Arc::new(EngineStatus::default());
         let (producer, mut consumer) = crate::play::queue::generation_queue(4, 22050);
         let (input, _output) = triple_buffer::triple_buffer(&Spectrogram::default());

@@ -3,10 +3,13 @@
 //! commands (a channel). None of it blocks the audio thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use atomic_float::AtomicF32;
 use parking_lot::Mutex;
+
+use crate::grow::DEFAULT_GROWTH;
+use crate::vocoder::VocoderChoice;
 
 /// Controls written by the plugin (parameters) and read by the engine thread.
 pub struct EngineControls {
@@ -24,21 +27,41 @@ pub struct EngineControls {
     pub damage: AtomicF32,
     /// Length of the grown sound in seconds.
     pub length_s: AtomicF32,
-    /// 0 = built-in inverter, 1 = BigVGAN (when a vocoder file is loaded).
-    pub vocoder: AtomicU8,
+    /// Which vocoder plays mel models (BigVGAN only when a file is loaded).
+    pub vocoder: AtomicVocoderChoice,
 }
 
 impl Default for EngineControls {
     fn default() -> Self {
         Self {
-            growth: AtomicU32::new(32),
+            growth: AtomicU32::new(DEFAULT_GROWTH),
             seed: AtomicU32::new(1),
             drift: AtomicF32::new(0.0),
             fire_rate: AtomicF32::new(0.5),
             mutation: AtomicF32::new(0.0),
             damage: AtomicF32::new(0.0),
             length_s: AtomicF32::new(3.0),
-            vocoder: AtomicU8::new(0),
+            vocoder: AtomicVocoderChoice::default(),
+        }
+    }
+}
+
+/// A [`VocoderChoice`] the audio thread can write and the engine read
+/// without a lock.
+#[derive(Default)]
+pub struct AtomicVocoderChoice(AtomicU8);
+
+impl AtomicVocoderChoice {
+    /// Stores a choice.
+    pub fn store(&self, choice: VocoderChoice) {
+        self.0.store(choice as u8, Ordering::Relaxed);
+    }
+
+    /// The last stored choice.
+    pub fn load(&self) -> VocoderChoice {
+        match self.0.load(Ordering::Relaxed) {
+            1 => VocoderChoice::BigVgan,
+            _ => VocoderChoice::BuiltIn,
         }
     }
 }

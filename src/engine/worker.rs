@@ -18,7 +18,7 @@ use crate::rng;
 use crate::stft_ms::VISIBLE_CHANNELS as STFT_VISIBLE;
 use crate::vocoder::bigvgan::BigVgan;
 use crate::vocoder::voicing::{stft_ms_visible, Voicing};
-use crate::vocoder::{Inverter, Vocoder};
+use crate::vocoder::{Inverter, Vocoder, VocoderChoice};
 
 /// The control values last acted on, to detect changes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,7 +36,7 @@ struct Applied {
     /// Damage control value.
     damage: f32,
     /// Vocoder choice.
-    vocoder: u8,
+    vocoder: VocoderChoice,
 }
 
 /// Minimum time between editor snapshots (~30 Hz).
@@ -414,10 +414,10 @@ impl Worker {
             seed: c.seed.load(Ordering::Relaxed),
             growth: c.growth.load(Ordering::Relaxed),
             frames: frames_for(c.length_s.load(Ordering::Relaxed), mel),
-            fire_rate: sanitize(c.fire_rate.load(Ordering::Relaxed), 0.0, 1.0),
-            mutation: sanitize(c.mutation.load(Ordering::Relaxed), 0.0, 10.0),
-            damage: sanitize(c.damage.load(Ordering::Relaxed), 0.0, 1.0),
-            vocoder: c.vocoder.load(Ordering::Relaxed),
+            fire_rate: clamp_control(c.fire_rate.load(Ordering::Relaxed), 0.0, 1.0),
+            mutation: clamp_control(c.mutation.load(Ordering::Relaxed), 0.0, 10.0),
+            damage: clamp_control(c.damage.load(Ordering::Relaxed), 0.0, 1.0),
+            vocoder: c.vocoder.load(),
         };
         let prev = self.applied;
         if prev == Some(now) {
@@ -572,7 +572,7 @@ impl Worker {
             }
             return;
         }
-        let drift = sanitize(self.controls.drift.load(Ordering::Relaxed), 0.0, 1000.0);
+        let drift = clamp_control(self.controls.drift.load(Ordering::Relaxed), 0.0, 1000.0);
         if drift > 0.0 && !self.stuck {
             self.drift_credit = (self.drift_credit + dt * f64::from(drift)).min(4.0);
             if self.drift_credit >= 1.0 {
@@ -625,7 +625,7 @@ impl Worker {
             self.spare = Some(slot);
             return Vocoded::Failed;
         };
-        let want_bigvgan = self.controls.vocoder.load(Ordering::Relaxed) == 1;
+        let want_bigvgan = self.controls.vocoder.load() == VocoderChoice::BigVgan;
         let vocoder: Option<&mut dyn Vocoder> = match (&mut self.bigvgan, &mut self.inverter) {
             _ if voicing.is_stft_ms() => None,
             (Some(b), _) if want_bigvgan => Some(b),
@@ -699,7 +699,7 @@ pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {
 }
 
 /// Clamps a control value; NaN becomes the lower bound.
-fn sanitize(v: f32, lo: f32, hi: f32) -> f32 {
+fn clamp_control(v: f32, lo: f32, hi: f32) -> f32 {
     if v.is_nan() {
         lo
     } else {

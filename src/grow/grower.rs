@@ -8,6 +8,15 @@ use crate::mel::{MelConfig, Spectrogram};
 use crate::model::ModelError;
 use crate::nca::{Nca, NcaCheckpoint, StateEnvelope};
 
+/// Upper bound of the Growth parameter; also bounds the checkpoint cache
+/// (states past it are never scrubbed back to).
+pub const MAX_GROWTH: i32 = 1024;
+
+/// Growth a new instance starts at: the plugin's parameter default and the
+/// engine's control default, so an engine spawned before the first parameter
+/// sync grows the same sound.
+pub const DEFAULT_GROWTH: u32 = 96;
+
 /// Checkpoints are taken every this many steps; scrubbing backward re-grows
 /// at most this many steps from the nearest one.
 pub const CHECKPOINT_EVERY: u32 = 16;
@@ -236,10 +245,7 @@ impl Grower {
         // Scrubbing only reaches steps up to the Growth maximum: states that
         // Drift grows past it are never restored, and caching them made an
         // hour of drifting fill the whole budget (docs/RELIABILITY.md, soak).
-        if steps == 0
-            || steps > crate::params::MAX_GROWTH as u32
-            || self.checkpoints.contains_key(&steps)
-        {
+        if steps == 0 || steps > MAX_GROWTH as u32 || self.checkpoints.contains_key(&steps) {
             return;
         }
         let bytes = std::mem::size_of_val(self.nca.state());
@@ -396,7 +402,7 @@ mod tests {
     #[test]
     fn no_checkpoints_past_the_growth_maximum() {
         let mut g = grower();
-        let max = crate::params::MAX_GROWTH as u32;
+        let max = MAX_GROWTH as u32;
         g.grow(1, max + 40, 8, 0.5, 0.0).unwrap();
         assert_eq!(g.checkpoint_count(), (max / CHECKPOINT_EVERY) as usize);
     }

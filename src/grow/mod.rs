@@ -6,6 +6,6 @@ pub mod grower;
 
 pub use brush::{brush_queue, BrushConsumer, BrushProducer, BrushStroke, BRUSH_QUEUE};
 pub use grower::{
-    frames_for, Grower, CHECKPOINT_BUDGET_BYTES, CHECKPOINT_EVERY, DRIFT_MARGIN, MAX_FRAMES,
-    MIN_FRAMES,
+    frames_for, Grower, CHECKPOINT_BUDGET_BYTES, CHECKPOINT_EVERY, DEFAULT_GROWTH, DRIFT_MARGIN,
+    MAX_FRAMES, MAX_GROWTH, MIN_FRAMES,
 };

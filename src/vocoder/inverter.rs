@@ -22,7 +22,7 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::{check_input, Vocoder, VocoderError};
 use crate::mel::{
-    padded_hann, sanitize, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
+    nearest_runnable, padded_hann, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
 };
 
 /// Default number of Fast Griffin-Lim iterations. PGHI already starts close:
@@ -143,7 +143,7 @@ impl Inverter {
         let cfg = if cfg.validate().is_ok() {
             cfg
         } else {
-            sanitize(cfg)
+            nearest_runnable(cfg)
         };
         let n_freqs = cfg.n_freqs();
         let n_mels = cfg.n_mels;
