@@ -11,8 +11,8 @@
 //!   (the sound must keep evolving: flux never collapses to zero);
 //! * how far the grown spectrogram strays outside the range the model produces
 //!   at its recommended growth step (the engine confines drift to it, within
-//!   [`crate::grow::DRIFT_MARGIN`] of each channel's span; before that fix an
-//!   hour of drift ran away to extreme log-mel values);
+//!   [`crate::grow::DRIFT_MARGIN`] of each channel's span, because unconfined
+//!   an hour of drift runs away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
 use crate::grow::Grower;

@@ -10,7 +10,6 @@ mod worker;
 
 pub use link::EngineLink;
 pub use wire::{EngineCommand, EngineControls, EngineStatus};
-pub use worker::stft_ms_snapshot;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

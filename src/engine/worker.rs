@@ -15,9 +15,8 @@ use crate::model::NcaModel;
 use crate::nca::{Nca, StepCancel};
 use crate::play::queue::{Generation, GenerationProducer};
 use crate::rng;
-use crate::stft_ms::VISIBLE_CHANNELS as STFT_VISIBLE;
 use crate::vocoder::bigvgan::BigVgan;
-use crate::vocoder::voicing::{stft_ms_visible, Voicing};
+use crate::vocoder::voicing::{stft_ms_snapshot, Voicing};
 use crate::vocoder::{Inverter, Vocoder, VocoderChoice};
 
 /// The control values last acted on, to detect changes.
@@ -681,21 +680,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The editor snapshot of an `stft-ms` model: its four visible channels
-/// stacked as rows (`n_mels` = 4 · bins, raw state values, M re, M im, S re,
-/// S im), which is what [`crate::stft_ms::stft_ms_picture`] draws (with
-/// `bins = n_mels / 4`). There is no log-mel channel to show for such a model.
-/// Allocates only when the size grows.
-pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {
-    let frames = nca.frames();
-    let visible = stft_ms_visible(nca);
-    out.n_mels = STFT_VISIBLE * nca.info().mel.n_mels;
-    out.frames = frames;
-    out.data.clear();
-    out.data.extend_from_slice(visible);
-    out.data.resize(out.n_mels * frames, 0.0);
 }
 
 /// Clamps a control value; NaN becomes the lower bound.

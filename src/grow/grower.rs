@@ -243,8 +243,8 @@ impl Grower {
     fn store_checkpoint(&mut self) {
         let steps = self.nca.steps();
         // Scrubbing only reaches steps up to the Growth maximum: states that
-        // Drift grows past it are never restored, and caching them made an
-        // hour of drifting fill the whole budget (docs/RELIABILITY.md, soak).
+        // Drift grows past it are never restored, and caching them would let
+        // an hour of drifting fill the whole budget.
         if steps == 0 || steps > MAX_GROWTH as u32 || self.checkpoints.contains_key(&steps) {
             return;
         }

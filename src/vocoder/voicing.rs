@@ -191,6 +191,21 @@ pub fn stft_ms_visible(nca: &Nca) -> &[f32] {
         .unwrap_or(&[])
 }
 
+/// The editor snapshot of an `stft-ms` model: its four visible channels
+/// stacked as rows (`n_mels` = 4 · bins, raw state values, M re, M im, S re,
+/// S im), which is what [`crate::stft_ms::stft_ms_picture`] draws (with
+/// `bins = n_mels / 4`). There is no log-mel channel to show for such a model.
+/// Allocates only when the size grows.
+pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {
+    let frames = nca.frames();
+    let visible = stft_ms_visible(nca);
+    out.n_mels = VISIBLE_CHANNELS * nca.info().mel.n_mels;
+    out.frames = frames;
+    out.data.clear();
+    out.data.extend_from_slice(visible);
+    out.data.resize(out.n_mels * frames, 0.0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
