@@ -545,7 +545,7 @@ impl Drop for Run {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::test_onnx::{nca_builder_unrolled, nca_model, Rule};
+    use grown_test_support::onnx::{nca_builder_unrolled, nca_model, Rule};
 
     pub(crate) fn test_nca(rule: Rule) -> Nca {
         Nca::new(NcaModel::from_bytes(&nca_model(4, 8, rule), "test".into()).unwrap())

@@ -3,9 +3,9 @@
 //! them. Needs ONNX Runtime (`cargo xtask fetch-ort` or `ORT_DYLIB_PATH`).
 
 use grown::grow::{brush_queue, BrushStroke, Grower};
-use grown::model::test_onnx::{nca_model, Rule};
 use grown::model::NcaModel;
 use grown::nca::Nca;
+use grown_test_support::onnx::{nca_model, Rule};
 
 /// Cells erased by `stroke` on an `n_mels` × `frames` grid, computed the
 /// obvious way (cell centre inside the ellipse, time wrapping) so the

@@ -277,8 +277,8 @@ fn pick_found(ui: &mut egui::Ui, id: &str, found: &[PathBuf], path: &mut String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_onnx::nca_model;
-    use crate::model::test_onnx::Rule;
+    use grown_test_support::onnx::nca_model;
+    use grown_test_support::onnx::Rule;
 
     fn temp(name: &str, bytes: &[u8]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("grown-editor-test-{}", std::process::id()));

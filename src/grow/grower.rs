@@ -367,8 +367,8 @@ impl Grower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_onnx::{nca_model, Rule};
     use crate::model::NcaModel;
+    use grown_test_support::onnx::{nca_model, Rule};
 
     fn grower() -> Grower {
         let m = NcaModel::from_bytes(&nca_model(4, 8, Rule::Conv), "test".into()).unwrap();

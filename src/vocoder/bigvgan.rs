@@ -310,7 +310,7 @@ impl Vocoder for BigVgan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_onnx::{test_mel_json, Attr, Dim, ModelBuilder, FLOAT};
+    use grown_test_support::onnx::{test_mel_json, Attr, Dim, ModelBuilder, FLOAT};
 
     /// A "vocoder" whose sample `t*hop + j` is the mean over bands of frame
     /// `t` (local: no temporal context), so chunked synthesis must reproduce
