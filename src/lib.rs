@@ -3,25 +3,22 @@
 //! The data path reads top to bottom: params → engine → spectrogram → vocoder
 //! → queue → voices → output. See ARCHITECTURE.md for the threads.
 
+pub mod dsp;
 pub mod editor;
 pub mod engine;
 pub mod grow;
-pub mod mel;
-pub mod model;
-pub mod nca;
+pub mod onnx;
 pub mod params;
 pub mod play;
 pub mod render;
 /// Counter-based random numbers (its own crate, so the test models share it).
 pub use grown_rng as rng;
-pub mod runtime;
 pub mod soak;
 pub mod state;
-pub mod stft_ms;
 pub mod vocoder;
 
+use dsp::mel::Spectrogram;
 use engine::{Engine, EngineControls, EngineLink, EngineStatus};
-use mel::Spectrogram;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use params::{GrownParams, LoopMode};

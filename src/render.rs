@@ -1,13 +1,13 @@
 //! Offline rendering: the same grower, vocoder, queue and voices as the plugin,
 //! driven by a note list instead of a host. Used by the `grown` CLI and by tests.
 
+use crate::dsp::mel::Spectrogram;
+use crate::dsp::stft_ms::stft_ms_picture;
+use crate::grow::model::NcaModel;
+use crate::grow::nca::Nca;
 use crate::grow::Grower;
-use crate::mel::Spectrogram;
-use crate::model::NcaModel;
-use crate::nca::Nca;
 use crate::play::queue;
 use crate::play::{SoftLimiter, VoiceSettings, Voices};
-use crate::stft_ms::stft_ms_picture;
 use crate::vocoder::inverter::Inverter;
 use crate::vocoder::voicing::{stft_ms_visible, Voicing};
 use crate::vocoder::Vocoder;
@@ -264,7 +264,7 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
 }
 
 /// NCA grid width for a sound of `length_s` seconds.
-pub fn frames_for(length_s: f32, mel: &crate::mel::MelConfig) -> usize {
+pub fn frames_for(length_s: f32, mel: &crate::dsp::mel::MelConfig) -> usize {
     ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32)
         .round()
         .max(8.0) as usize

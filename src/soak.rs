@@ -15,10 +15,10 @@
 //!   an hour of drift runs away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
+use crate::dsp::mel::Spectrogram;
+use crate::grow::model::NcaModel;
+use crate::grow::nca::Nca;
 use crate::grow::Grower;
-use crate::mel::Spectrogram;
-use crate::model::NcaModel;
-use crate::nca::Nca;
 use crate::play::queue;
 use crate::play::{SoftLimiter, VoiceSettings, Voices};
 use crate::rng;
@@ -332,7 +332,7 @@ pub fn run(
     let frames = crate::grow::frames_for(cfg.length_s, &mel);
     let trained = model.info.growth_steps;
     let floor = if model.info.stft.is_none() {
-        crate::mel::LOG_FLOOR.ln()
+        crate::dsp::mel::LOG_FLOOR.ln()
     } else {
         f32::NEG_INFINITY
     };

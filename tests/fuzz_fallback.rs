@@ -10,7 +10,7 @@
 #[path = "clap_host/common.rs"]
 mod common;
 
-use grown::model::fuzz_metadata;
+use grown::grow::model::fuzz_metadata;
 use grown::state::fuzz_restore;
 
 /// SplitMix64, so a failure names a reproducible iteration.
@@ -131,7 +131,7 @@ fn state_restore_survives_mutations() {
 
 #[test]
 fn model_metadata_survives_mutations() {
-    let seed = grown::model::DEFAULT_MODEL;
+    let seed = grown::grow::model::DEFAULT_MODEL;
     let mut dice = Dice(0x4f4e4e58);
     for i in 0..4_000 {
         let mut input = seed.to_vec();

@@ -665,7 +665,7 @@ fn broken_model_files_fall_back_to_the_built_in_model_with_a_message() {
     let _serial = serial();
     let ort = ort_library();
     let d = scratch("models");
-    let real = grown::model::DEFAULT_MODEL;
+    let real = grown::grow::model::DEFAULT_MODEL;
     let write = |name: &str, bytes: &[u8]| {
         let p = d.join(name);
         std::fs::write(&p, bytes).unwrap();

@@ -12,7 +12,7 @@
 //! The renders need ONNX Runtime: `cargo xtask fetch-ort` (target/onnxruntime)
 //! or `ORT_DYLIB_PATH`.
 
-use grown::model::NcaModel;
+use grown::grow::model::NcaModel;
 use grown::params::GrownParams;
 use grown::render::{parse_notes, render, RenderRequest};
 use grown::Grown;

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use grown::dsp::mel::{MelAnalyzer, MelConfig, Spectrogram};
 use grown::engine::{Engine, EngineControls, EngineStatus};
-use grown::mel::{MelAnalyzer, MelConfig, Spectrogram};
-use grown::model::NcaModel;
-use grown::nca::Nca;
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
 use grown::play::queue::generation_queue;
 use grown::play::queue::{GENERATION_CAPACITY, GENERATION_POOL};
 use grown::vocoder::bigvgan::BigVgan;
@@ -184,7 +184,7 @@ impl Options {
 
 /// Intra-op threads the sessions of this process were created with.
 fn ort_threads() -> Value {
-    std::env::var(grown::runtime::THREADS_ENV)
+    std::env::var(grown::onnx::runtime::THREADS_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Value::Null, Value::from)
@@ -252,7 +252,7 @@ fn nca(frames: usize, seconds: f64) -> Result<Value> {
         "frames": frames,
         "threads": ort_threads(),
         "provider": provider,
-        "model": grown::model::DEFAULT_MODEL_SOURCE,
+        "model": grown::grow::model::DEFAULT_MODEL_SOURCE,
     }))
 }
 
@@ -807,7 +807,7 @@ fn memory_parts() -> Result<Value> {
         last = now;
         Ok(())
     };
-    grown::runtime::runtime()?;
+    grown::onnx::runtime::runtime()?;
     mark(
         "ONNX Runtime library + environment (once per process)",
         &mut parts,

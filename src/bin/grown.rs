@@ -5,7 +5,7 @@
 //! grown info [model.onnx]
 //! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S] [--bound on|off]
 
-use grown::model::NcaModel;
+use grown::grow::model::NcaModel;
 use grown::render::{self, RenderRequest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     println!("perception:      {}", i.perception);
     println!("target:          {}", i.target);
     println!("licence:         {}", i.license);
-    match grown::runtime::runtime() {
+    match grown::onnx::runtime::runtime() {
         Ok(rt) => println!(
             "onnx runtime:    {} ({}; {})",
             rt.dylib.display(),

@@ -11,9 +11,9 @@ mod gl_libraries;
 pub mod models;
 pub mod spectrogram;
 
+use crate::dsp::mel::Spectrogram;
 use crate::engine::{EngineLink, EngineStatus};
 use crate::grow::BrushProducer;
-use crate::mel::Spectrogram;
 use crate::params::GrownParams;
 use crate::play::Playheads;
 use gl_libraries::GlLibraries;

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::dsp::mel::Spectrogram;
+use crate::grow::nca::StepCancel;
 use crate::grow::BrushConsumer;
-use crate::mel::Spectrogram;
-use crate::nca::StepCancel;
 use crate::play::queue::GenerationProducer;
 use worker::Worker;
 
@@ -93,7 +93,7 @@ impl Engine {
                 if let Err(p) = result {
                     *status3.error.lock() = format!(
                         "the engine stopped after an internal error: {}",
-                        crate::runtime::panic_message(&p)
+                        crate::onnx::runtime::panic_message(&p)
                     );
                 }
             });

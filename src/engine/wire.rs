@@ -85,7 +85,7 @@ pub struct EngineStatus {
     pub model: Mutex<String>,
     /// Metadata of the model in use, for the editor's axes (mel config) and
     /// for checking a vocoder against it before loading.
-    pub model_info: Mutex<Option<crate::model::ModelInfo>>,
+    pub model_info: Mutex<Option<crate::grow::model::ModelInfo>>,
     /// Last error, empty when everything works. The engine keeps playing the
     /// previous sound when something fails.
     pub error: Mutex<String>,

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 
 use super::wire::{EngineCommand, EngineControls, EngineStatus};
+use crate::dsp::mel::Spectrogram;
+use crate::grow::model::NcaModel;
+use crate::grow::nca::{Nca, StepCancel};
 use crate::grow::{frames_for, BrushConsumer, Grower};
-use crate::mel::Spectrogram;
-use crate::model::NcaModel;
-use crate::nca::{Nca, StepCancel};
 use crate::play::queue::{Generation, GenerationProducer};
 use crate::rng;
 use crate::vocoder::bigvgan::BigVgan;

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::dsp::mel::{MelConfig, Spectrogram};
 use crate::grow::brush::{BrushConsumer, BrushStroke};
-use crate::mel::{MelConfig, Spectrogram};
-use crate::model::ModelError;
-use crate::nca::{Nca, NcaCheckpoint, StateEnvelope};
+use crate::grow::model::ModelError;
+use crate::grow::nca::{Nca, NcaCheckpoint, StateEnvelope};
 
 /// Upper bound of the Growth parameter; also bounds the checkpoint cache
 /// (states past it are never scrubbed back to).
@@ -367,7 +367,7 @@ impl Grower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::NcaModel;
+    use crate::grow::model::NcaModel;
     use grown_test_support::onnx::{nca_model, Rule};
 
     fn grower() -> Grower {
@@ -484,7 +484,7 @@ mod tests {
         );
         // ...confined, it stays in the trained range and keeps changing (the
         // floor is applied in state units: allow the mapping's rounding).
-        let floor = crate::mel::LOG_FLOOR.ln() - 1e-4;
+        let floor = crate::dsp::mel::LOG_FLOOR.ln() - 1e-4;
         let mut previous = bits(bounded.spectrogram());
         for target in (trained + 10..=far).step_by(10) {
             let spec = bounded.grow(seed, target, frames, 0.5, mutation).unwrap();

@@ -3,6 +3,8 @@
 
 pub mod brush;
 pub mod grower;
+pub mod model;
+pub mod nca;
 
 pub use brush::{brush_queue, BrushConsumer, BrushProducer, BrushStroke, BRUSH_QUEUE};
 pub use grower::{

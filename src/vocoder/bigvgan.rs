@@ -21,9 +21,9 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
 use super::{check_input, Vocoder, VocoderError};
-use crate::mel::{MelConfig, Spectrogram};
-use crate::model::{check_contract, check_tensor, read_metadata, required, ModelError};
-use crate::runtime::{self, SessionProvider};
+use crate::dsp::mel::{MelConfig, Spectrogram};
+use crate::grow::model::{check_contract, check_tensor, read_metadata, required, ModelError};
+use crate::onnx::runtime::{self, SessionProvider};
 
 /// Frames synthesised per chunk (the part each chunk "owns").
 const CHUNK: usize = 64;

@@ -21,7 +21,7 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::{check_input, Vocoder, VocoderError};
-use crate::mel::{
+use crate::dsp::mel::{
     nearest_runnable, padded_hann, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
 };
 
@@ -600,7 +600,7 @@ impl Vocoder for Inverter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mel::MelAnalyzer;
+    use crate::dsp::mel::MelAnalyzer;
 
     fn tone(sr: f32, f0: f32, len: usize) -> Vec<f32> {
         (0..len)

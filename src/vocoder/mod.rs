@@ -11,7 +11,7 @@ pub mod voicing;
 pub use bigvgan::BigVgan;
 pub use inverter::Inverter;
 
-use crate::mel::{MelConfig, Spectrogram};
+use crate::dsp::mel::{MelConfig, Spectrogram};
 use nice_plug::prelude::Enum;
 
 /// Which vocoder turns the grown mel spectrogram into audio.

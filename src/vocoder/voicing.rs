@@ -8,12 +8,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{Vocoder, VocoderError};
+use crate::dsp::mel::Spectrogram;
+use crate::dsp::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS};
+use crate::grow::model::ModelInfo;
+use crate::grow::nca::Nca;
 use crate::grow::Grower;
-use crate::mel::Spectrogram;
-use crate::model::ModelInfo;
-use crate::nca::Nca;
 use crate::play::queue::Generation;
-use crate::stft_ms::{Compression, StftMs, VISIBLE_CHANNELS};
 
 /// Why a state could not be voiced; the engine shows it and keeps playing the
 /// previous generation.
@@ -193,7 +193,7 @@ pub fn stft_ms_visible(nca: &Nca) -> &[f32] {
 
 /// The editor snapshot of an `stft-ms` model: its four visible channels
 /// stacked as rows (`n_mels` = 4 · bins, raw state values, M re, M im, S re,
-/// S im), which is what [`crate::stft_ms::stft_ms_picture`] draws (with
+/// S im), which is what [`crate::dsp::stft_ms::stft_ms_picture`] draws (with
 /// `bins = n_mels / 4`). There is no log-mel channel to show for such a model.
 /// Allocates only when the size grows.
 pub fn stft_ms_snapshot(nca: &Nca, out: &mut Spectrogram) {

@@ -15,16 +15,18 @@ use std::path::{Path, PathBuf};
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
-use crate::mel::MelConfig;
-use crate::runtime::{self, SessionProvider};
-use crate::stft_ms::{StftMsConfig, REPRESENTATION as STFT_MS, VISIBLE_CHANNELS as STFT_VISIBLE};
+use crate::dsp::mel::MelConfig;
+use crate::dsp::stft_ms::{
+    StftMsConfig, REPRESENTATION as STFT_MS, VISIBLE_CHANNELS as STFT_VISIBLE,
+};
+use crate::onnx::runtime::{self, SessionProvider};
 
 /// The contract version this build understands.
 pub const CONTRACT_VERSION: u32 = 1;
 
 /// The model that ships inside the binary, so the instrument makes sound
 /// without any file next to it.
-pub static DEFAULT_MODEL: &[u8] = include_bytes!("../models/nca/strings.onnx");
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/nca/strings.onnx");
 
 /// Source string of [`DEFAULT_MODEL`], shown in the status line.
 pub const DEFAULT_MODEL_SOURCE: &str = "embedded:strings";

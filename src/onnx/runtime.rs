@@ -878,7 +878,7 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
             .args([
-                "runtime::tests::child_bad_runtime",
+                "onnx::runtime::tests::child_bad_runtime",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
