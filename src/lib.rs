@@ -95,30 +95,31 @@ impl Grown {
         let p = &self.params;
         let c = &self.controls;
         c.growth
-            .store(p.growth.value().max(0) as u32, Ordering::Relaxed);
+            .store(p.grow.growth.value().max(0) as u32, Ordering::Relaxed);
         c.seed
-            .store(p.seed.value().max(0) as u32, Ordering::Relaxed);
-        c.drift.store(p.drift.value(), Ordering::Relaxed);
-        c.fire_rate.store(p.fire_rate.value(), Ordering::Relaxed);
-        c.mutation.store(p.mutation.value(), Ordering::Relaxed);
-        c.damage.store(p.damage.value(), Ordering::Relaxed);
-        c.length_s.store(p.length.value(), Ordering::Relaxed);
-        c.vocoder.store(p.vocoder.value());
+            .store(p.grow.seed.value().max(0) as u32, Ordering::Relaxed);
+        c.drift.store(p.grow.drift.value(), Ordering::Relaxed);
+        c.fire_rate
+            .store(p.grow.fire_rate.value(), Ordering::Relaxed);
+        c.mutation.store(p.grow.mutation.value(), Ordering::Relaxed);
+        c.damage.store(p.grow.damage.value(), Ordering::Relaxed);
+        c.length_s.store(p.grow.length.value(), Ordering::Relaxed);
+        c.vocoder.store(p.output.vocoder.value());
     }
 
     fn voice_settings(&self) -> VoiceSettings {
         let p = &self.params;
         VoiceSettings {
-            attack_s: p.attack.value(),
-            decay_s: p.decay.value(),
-            sustain: p.sustain.value(),
-            release_s: p.release.value(),
-            root_note: p.root_note.value() as f32,
-            bend_range: p.bend_range.value(),
+            attack_s: p.voice.attack.value(),
+            decay_s: p.voice.decay.value(),
+            sustain: p.voice.sustain.value(),
+            release_s: p.voice.release.value(),
+            root_note: p.voice.root_note.value() as f32,
+            bend_range: p.voice.bend_range.value(),
             gain: 1.0,
-            looping: p.loop_mode.value() == LoopMode::Loop,
-            morph_s: p.morph.value(),
-            polyphony: p.polyphony.value().clamp(1, play::MAX_VOICES as i32) as usize,
+            looping: p.output.loop_mode.value() == LoopMode::Loop,
+            morph_s: p.output.morph.value(),
+            polyphony: p.voice.polyphony.value().clamp(1, play::MAX_VOICES as i32) as usize,
         }
     }
 
@@ -335,7 +336,7 @@ impl Plugin for Grown {
                 &mut ended,
             );
             for i in block_start..block_end {
-                let gain = self.params.gain.smoothed.next();
+                let gain = self.params.output.gain.smoothed.next();
                 left[i] *= gain;
                 right[i] *= gain;
             }

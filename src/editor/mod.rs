@@ -231,29 +231,29 @@ impl GrownEditor {
         let p = self.shared.params.clone();
         ui.columns(3, |cols| {
             group(&mut cols[0], "Growth", setter, |ui, s| {
-                row(ui, "Growth", &p.growth, s);
-                row(ui, "Seed", &p.seed, s);
-                row(ui, "Drift", &p.drift, s);
-                row(ui, "Fire rate", &p.fire_rate, s);
-                row(ui, "Mutation", &p.mutation, s);
-                row(ui, "Damage", &p.damage, s);
-                row(ui, "Length", &p.length, s);
+                row(ui, "Growth", &p.grow.growth, s);
+                row(ui, "Seed", &p.grow.seed, s);
+                row(ui, "Drift", &p.grow.drift, s);
+                row(ui, "Fire rate", &p.grow.fire_rate, s);
+                row(ui, "Mutation", &p.grow.mutation, s);
+                row(ui, "Damage", &p.grow.damage, s);
+                row(ui, "Length", &p.grow.length, s);
             });
             group(&mut cols[1], "Voice", setter, |ui, s| {
-                row(ui, "Root note", &p.root_note, s);
-                row(ui, "Attack", &p.attack, s);
-                row(ui, "Decay", &p.decay, s);
-                row(ui, "Sustain", &p.sustain, s);
-                row(ui, "Release", &p.release, s);
-                row(ui, "Polyphony", &p.polyphony, s);
-                row(ui, "Bend range", &p.bend_range, s);
+                row(ui, "Root note", &p.voice.root_note, s);
+                row(ui, "Attack", &p.voice.attack, s);
+                row(ui, "Decay", &p.voice.decay, s);
+                row(ui, "Sustain", &p.voice.sustain, s);
+                row(ui, "Release", &p.voice.release, s);
+                row(ui, "Polyphony", &p.voice.polyphony, s);
+                row(ui, "Bend range", &p.voice.bend_range, s);
             });
             group(&mut cols[2], "Output", setter, |ui, s| {
-                row(ui, "Morph", &p.morph, s);
-                row(ui, "Gain", &p.gain, s);
-                row(ui, "Loop", &p.loop_mode, s);
+                row(ui, "Morph", &p.output.morph, s);
+                row(ui, "Gain", &p.output.gain, s);
+                row(ui, "Loop", &p.output.loop_mode, s);
                 if !stft {
-                    row(ui, "Vocoder", &p.vocoder, s);
+                    row(ui, "Vocoder", &p.output.vocoder, s);
                 }
             });
         });
