@@ -3,41 +3,32 @@
 //! The data path reads top to bottom: params → engine → spectrogram → vocoder
 //! → queue → voices → output. See ARCHITECTURE.md for the threads.
 
+pub mod dsp;
 pub mod editor;
 pub mod engine;
-pub mod mel;
-pub mod model;
-pub mod nca;
+pub mod grow;
+pub mod onnx;
 pub mod params;
-pub mod queue;
+pub mod play;
 pub mod render;
-pub mod rng;
-pub mod runtime;
+/// Counter-based random numbers (its own crate, so the test models share it).
+pub use grown_rng as rng;
 pub mod soak;
 pub mod state;
-pub mod stft_ms;
 pub mod vocoder;
-pub mod voice;
 
-use engine::{Engine, EngineControls, EngineStatus};
-use mel::Spectrogram;
+use dsp::mel::Spectrogram;
+use engine::{Engine, EngineControls, EngineLink, EngineStatus};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
-use params::{GrownParams, LoopMode, VocoderChoice};
+use params::{GrownParams, LoopMode};
 use parking_lot::Mutex;
-use queue::GenerationConsumer;
+use play::queue::{GenerationConsumer, GENERATION_CAPACITY, GENERATION_POOL};
+use play::{Playheads, SoftLimiter, VoiceSettings, Voices};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use voice::{SoftLimiter, VoiceSettings, Voices};
 
-/// Buffers in flight between the vocoder and the audio thread: one playing, one
-/// fading out during a morph, one being written, one spare.
-pub const GENERATION_POOL: usize = 4;
-/// Longest sound a generation buffer holds: the Length parameter's maximum at the
-/// highest vocoder sample rate we accept (48 kHz).
-pub const GENERATION_CAPACITY: usize = 8 * 48_000;
 /// Sub-block length between event checks, so voices see note events sample-accurately
 /// without rendering one sample at a time.
 const MAX_SUB_BLOCK: usize = 64;
@@ -57,9 +48,9 @@ pub struct Grown {
     /// Where sounding voices are, for the editor's playhead lines.
     playheads: Arc<Playheads>,
     /// Editor end of the damage brush queue (only the editor locks it).
-    brush: Arc<Mutex<engine::BrushProducer>>,
+    brush: Arc<Mutex<grow::BrushProducer>>,
     /// Engine end of the brush queue, until the engine takes it.
-    brush_consumer: Option<engine::BrushConsumer>,
+    brush_consumer: Option<grow::BrushConsumer>,
     /// Audio side of the generation queue: new sounds arrive here, old buffers go back.
     consumer: Option<GenerationConsumer>,
     /// Fixed voice array plus the bank of current/previous generations.
@@ -74,84 +65,11 @@ pub struct Grown {
     bend: f32,
 }
 
-/// What the editor needs to steer the engine: its command sender once it
-/// runs, and which model files it was told to load, so a reactivation after
-/// the editor loaded a file does not load it again.
-#[derive(Default)]
-pub struct EngineLink {
-    /// Commands to the running engine; `None` before the first activation.
-    pub commands: Option<crossbeam::channel::Sender<engine::EngineCommand>>,
-    /// NCA model file the engine was told to load (`None`: the built-in one).
-    pub model: Option<PathBuf>,
-    /// Vocoder file the engine was told to load (`None`: built-in vocoder only).
-    pub vocoder: Option<PathBuf>,
-}
-
-impl EngineLink {
-    /// Tells a running engine to load whichever of `model` and `vocoder`
-    /// differ from what it was last told. Without an engine only the wish is
-    /// recorded in the parameters, which the first activation reads.
-    pub fn sync(&mut self, model: Option<PathBuf>, vocoder: Option<PathBuf>) {
-        let Some(tx) = &self.commands else { return };
-        if model != self.model {
-            let cmd = match &model {
-                Some(path) => engine::EngineCommand::LoadModel(path.clone()),
-                None => engine::EngineCommand::LoadBuiltInModel,
-            };
-            let _ = tx.send(cmd);
-            self.model = model;
-        }
-        if vocoder != self.vocoder {
-            let _ = tx.send(engine::EngineCommand::LoadVocoder(vocoder.clone()));
-            self.vocoder = vocoder;
-        }
-    }
-}
-
-/// Playhead positions of the sounding voices: written by the audio thread
-/// once per block (atomics, no allocation), read by the editor to draw them.
-/// A read may mix two blocks; that only moves a line by a few milliseconds.
-pub struct Playheads {
-    /// How many entries of `seconds` are valid.
-    pub count: std::sync::atomic::AtomicUsize,
-    /// Position of each sounding voice in the grown sound, in seconds.
-    pub seconds: [atomic_float::AtomicF32; voice::MAX_VOICES],
-}
-
-impl Default for Playheads {
-    fn default() -> Self {
-        Self {
-            count: std::sync::atomic::AtomicUsize::new(0),
-            seconds: std::array::from_fn(|_| atomic_float::AtomicF32::new(0.0)),
-        }
-    }
-}
-
-impl Playheads {
-    /// Stores the positions (at most [`voice::MAX_VOICES`]).
-    pub fn publish(&self, seconds: &[f32]) {
-        let n = seconds.len().min(voice::MAX_VOICES);
-        for (slot, s) in self.seconds.iter().zip(&seconds[..n]) {
-            slot.store(*s, Ordering::Relaxed);
-        }
-        self.count.store(n, Ordering::Release);
-    }
-
-    /// Copies the positions into `out`; returns how many.
-    pub fn read(&self, out: &mut [f32; voice::MAX_VOICES]) -> usize {
-        let n = self.count.load(Ordering::Acquire).min(voice::MAX_VOICES);
-        for (o, slot) in out.iter_mut().zip(&self.seconds[..n]) {
-            *o = slot.load(Ordering::Relaxed);
-        }
-        n
-    }
-}
-
 impl Default for Grown {
     fn default() -> Self {
         let (snapshot_input, snapshot_output) =
             triple_buffer::triple_buffer(&Spectrogram::default());
-        let (brush, brush_consumer) = engine::brush_queue();
+        let (brush, brush_consumer) = grow::brush_queue();
         Self {
             params: Arc::new(GrownParams::default()),
             controls: Arc::new(EngineControls::default()),
@@ -177,34 +95,31 @@ impl Grown {
         let p = &self.params;
         let c = &self.controls;
         c.growth
-            .store(p.growth.value().max(0) as u32, Ordering::Relaxed);
+            .store(p.grow.growth.value().max(0) as u32, Ordering::Relaxed);
         c.seed
-            .store(p.seed.value().max(0) as u32, Ordering::Relaxed);
-        c.drift.store(p.drift.value(), Ordering::Relaxed);
-        c.fire_rate.store(p.fire_rate.value(), Ordering::Relaxed);
-        c.mutation.store(p.mutation.value(), Ordering::Relaxed);
-        c.damage.store(p.damage.value(), Ordering::Relaxed);
-        c.length_s.store(p.length.value(), Ordering::Relaxed);
-        let vocoder = match p.vocoder.value() {
-            VocoderChoice::BuiltIn => 0,
-            VocoderChoice::BigVgan => 1,
-        };
-        c.vocoder.store(vocoder, Ordering::Relaxed);
+            .store(p.grow.seed.value().max(0) as u32, Ordering::Relaxed);
+        c.drift.store(p.grow.drift.value(), Ordering::Relaxed);
+        c.fire_rate
+            .store(p.grow.fire_rate.value(), Ordering::Relaxed);
+        c.mutation.store(p.grow.mutation.value(), Ordering::Relaxed);
+        c.damage.store(p.grow.damage.value(), Ordering::Relaxed);
+        c.length_s.store(p.grow.length.value(), Ordering::Relaxed);
+        c.vocoder.store(p.output.vocoder.value());
     }
 
     fn voice_settings(&self) -> VoiceSettings {
         let p = &self.params;
         VoiceSettings {
-            attack_s: p.attack.value(),
-            decay_s: p.decay.value(),
-            sustain: p.sustain.value(),
-            release_s: p.release.value(),
-            root_note: p.root_note.value() as f32,
-            bend_range: p.bend_range.value(),
+            attack_s: p.voice.attack.value(),
+            decay_s: p.voice.decay.value(),
+            sustain: p.voice.sustain.value(),
+            release_s: p.voice.release.value(),
+            root_note: p.voice.root_note.value() as f32,
+            bend_range: p.voice.bend_range.value(),
             gain: 1.0,
-            looping: p.loop_mode.value() == LoopMode::Loop,
-            morph_s: p.morph.value(),
-            polyphony: p.polyphony.value().clamp(1, voice::MAX_VOICES as i32) as usize,
+            looping: p.output.loop_mode.value() == LoopMode::Loop,
+            morph_s: p.output.morph.value(),
+            polyphony: p.voice.polyphony.value().clamp(1, play::MAX_VOICES as i32) as usize,
         }
     }
 
@@ -296,7 +211,7 @@ impl Plugin for Grown {
     fn filter_state(state: &mut PluginState) {
         // A saved state may come from a newer version, another plugin or a
         // corrupt file: clamp, drop and report instead of trusting it.
-        state::sanitize(state);
+        state::repair_untrusted(state);
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
@@ -327,8 +242,7 @@ impl Plugin for Grown {
         if self.engine.is_none() {
             // The engine loads ONNX Runtime and the model on its own thread, so neither
             // scanning nor activation waits for them.
-            let (producer, consumer) =
-                queue::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
+            let (producer, consumer) = play::generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
             let Some(snapshots) = self.snapshot_input.take() else {
                 return false;
             };
@@ -406,7 +320,7 @@ impl Plugin for Grown {
                 block_end = block_end.min(event.timing() as usize).max(block_start + 1);
             }
 
-            let mut ended = |end: voice::VoiceEnd| {
+            let mut ended = |end: play::VoiceEnd| {
                 let _ = context.try_send_event(NoteEvent::VoiceTerminated {
                     timing: end.timing,
                     voice_id: end.voice_id.map_or(VoiceID::Wildcard, VoiceID::ID),
@@ -422,14 +336,14 @@ impl Plugin for Grown {
                 &mut ended,
             );
             for i in block_start..block_end {
-                let gain = self.params.gain.smoothed.next();
+                let gain = self.params.output.gain.smoothed.next();
                 left[i] *= gain;
                 right[i] *= gain;
             }
             block_start = block_end;
         }
         self.limiter.process(left, right);
-        let mut heads = [0.0f32; voice::MAX_VOICES];
+        let mut heads = [0.0f32; play::MAX_VOICES];
         let n = self.voices.active_playheads(&mut heads);
         self.playheads.publish(&heads[..n]);
         ProcessStatus::Normal

@@ -5,8 +5,8 @@ use nice_plug::prelude::*;
 use parking_lot::RwLock;
 use std::sync::Arc;
 
-/// Upper bound of the Growth parameter; also bounds the engine's checkpoint cache.
-pub const MAX_GROWTH: i32 = 1024;
+pub use crate::grow::{DEFAULT_GROWTH, MAX_GROWTH};
+pub use crate::vocoder::VocoderChoice;
 
 /// How a voice treats the end of the grown sound.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +21,6 @@ pub enum LoopMode {
     Loop,
 }
 
-/// Which vocoder turns the grown mel spectrogram into audio.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VocoderChoice {
-    /// The built-in spectrogram inverter: no GPU, no extra model.
-    #[id = "built-in"]
-    #[name = "Built-in"]
-    BuiltIn,
-    /// A BigVGAN ONNX model, when one is loaded; falls back to built-in otherwise.
-    #[id = "bigvgan"]
-    #[name = "BigVGAN"]
-    BigVgan,
-}
-
 #[derive(Params)]
 pub struct GrownParams {
     /// Chosen NCA model file; `None` plays the embedded default. Persisted so that
@@ -46,12 +33,28 @@ pub struct GrownParams {
     /// Editor window size in logical pixels, so the editor reopens as the user left it.
     #[persist = "editor-size"]
     pub editor_size: RwLock<(u32, u32)>,
-    /// What `state::sanitize` had to change in the last restored state; set by
+    /// What `state::repair_untrusted` had to change in the last restored state; set by
     /// `filter_state` (which has no instance), shown by the instance at its next
     /// activation, then cleared.
     #[persist = "restore-notice"]
     pub restore_notice: RwLock<Option<String>>,
 
+    /// How the sound grows (the engine thread reads these through
+    /// `EngineControls`).
+    #[nested(group = "Growth")]
+    pub grow: GrowthParams,
+    /// How each note plays the grown sound (the audio thread's voices).
+    #[nested(group = "Voice")]
+    pub voice: VoiceParams,
+    /// What reaches the output: crossfades, level, looping and the vocoder.
+    #[nested(group = "Output")]
+    pub output: OutputParams,
+}
+
+/// The growth group: what the NCA grows and how it evolves. IDs are the flat
+/// ones hosts stored before the groups existed (no `id_prefix`).
+#[derive(Params)]
+pub struct GrowthParams {
     /// NCA steps grown from the seed state: the main "shape" control.
     #[id = "growth"]
     pub growth: IntParam,
@@ -74,16 +77,24 @@ pub struct GrownParams {
     /// Seconds of grown sound (the NCA grid's width in frames follows from it).
     #[id = "length"]
     pub length: FloatParam,
+}
 
+/// The voice group: envelope, pitch and polyphony of the notes.
+#[derive(Params)]
+pub struct VoiceParams {
     /// The MIDI note at which the grown sound plays at its original pitch.
     #[id = "root"]
     pub root_note: IntParam,
+    /// Seconds from a note-on to full level.
     #[id = "attack"]
     pub attack: FloatParam,
+    /// Seconds from full level down to the sustain level.
     #[id = "decay"]
     pub decay: FloatParam,
+    /// Level held while the key is down, as a fraction of full level.
     #[id = "sustain"]
     pub sustain: FloatParam,
+    /// Seconds a released note takes to fade out.
     #[id = "release"]
     pub release: FloatParam,
     /// Voices that may sound at once; further notes steal the oldest.
@@ -92,13 +103,21 @@ pub struct GrownParams {
     /// Semitones of pitch bend at full wheel deflection.
     #[id = "bend-range"]
     pub bend_range: FloatParam,
+}
+
+/// The output group: morph crossfade, gain, looping and the vocoder choice.
+#[derive(Params)]
+pub struct OutputParams {
     /// Crossfade time when a new generation of the sound replaces the old one.
     #[id = "morph"]
     pub morph: FloatParam,
+    /// Output level, smoothed so automation does not click.
     #[id = "gain"]
     pub gain: FloatParam,
+    /// Whether voices loop the grown sound (it is circular in time) or play it once.
     #[id = "loop"]
     pub loop_mode: EnumParam<LoopMode>,
+    /// Which vocoder plays mel models; `stft-ms` models never use one.
     #[id = "vocoder"]
     pub vocoder: EnumParam<VocoderChoice>,
 }
@@ -125,9 +144,19 @@ impl Default for GrownParams {
             editor_size: RwLock::new((960, 700)),
             restore_notice: RwLock::new(None),
 
+            grow: GrowthParams::default(),
+            voice: VoiceParams::default(),
+            output: OutputParams::default(),
+        }
+    }
+}
+
+impl Default for GrowthParams {
+    fn default() -> Self {
+        Self {
             growth: IntParam::new(
                 "Growth",
-                96,
+                DEFAULT_GROWTH as i32,
                 IntRange::Linear {
                     min: 0,
                     max: MAX_GROWTH,
@@ -162,7 +191,13 @@ impl Default for GrownParams {
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),
             length: seconds(0.5, 8.0, 3.0, "Length"),
+        }
+    }
+}
 
+impl Default for VoiceParams {
+    fn default() -> Self {
+        Self {
             root_note: IntParam::new("Root note", 60, IntRange::Linear { min: 0, max: 127 })
                 .with_value_to_string(formatters::v2s_i32_key_formatter())
                 .with_string_to_value(formatters::s2v_i32_key_formatter()),
@@ -178,7 +213,7 @@ impl Default for GrownParams {
                 8,
                 IntRange::Linear {
                     min: 1,
-                    max: crate::voice::MAX_VOICES as i32,
+                    max: crate::play::MAX_VOICES as i32,
                 },
             )
             .with_unit(" voices"),
@@ -192,6 +227,13 @@ impl Default for GrownParams {
             )
             .with_step_size(1.0)
             .with_unit(" st"),
+        }
+    }
+}
+
+impl Default for OutputParams {
+    fn default() -> Self {
+        Self {
             morph: seconds(0.0, 4.0, 0.5, "Morph"),
             gain: FloatParam::new(
                 "Gain",

@@ -1,15 +1,16 @@
 //! Offline rendering: the same grower, vocoder, queue and voices as the plugin,
 //! driven by a note list instead of a host. Used by the `grown` CLI and by tests.
 
-use crate::engine::Grower;
-use crate::mel::Spectrogram;
-use crate::model::NcaModel;
-use crate::nca::Nca;
-use crate::queue;
-use crate::stft_ms::{stft_ms_picture, Compression, StftMs, VISIBLE_CHANNELS as STFT_VISIBLE};
+use crate::dsp::mel::Spectrogram;
+use crate::dsp::stft_ms::stft_ms_picture;
+use crate::grow::model::NcaModel;
+use crate::grow::nca::Nca;
+use crate::grow::Grower;
+use crate::play::queue;
+use crate::play::{SoftLimiter, VoiceSettings, Voices};
 use crate::vocoder::inverter::Inverter;
+use crate::vocoder::voicing::{stft_ms_visible, Voicing};
 use crate::vocoder::Vocoder;
-use crate::voice::{SoftLimiter, VoiceSettings, Voices};
 use std::fmt;
 use std::path::Path;
 
@@ -174,54 +175,31 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
         .map_err(|e| RenderError::Grow(e.to_string()))?
         .clone();
 
-    let mut audio = Vec::new();
-    let mut right = Vec::new();
-    // An stft-ms model is played by the exact inverse STFT, in stereo, as in the plugin.
-    let stft_ms = match grower.nca().info().stft.clone() {
-        Some(cfg) => {
-            let nca = grower.nca();
-            let info = nca.info();
-            let (bins, frames) = (info.mel.n_mels, nca.frames());
-            let from = info.spec_channel * bins * frames;
-            let visible = nca
-                .state()
-                .get(from..from + STFT_VISIBLE * bins * frames)
-                .unwrap_or(&[])
-                .to_vec();
-            let comp = Compression {
-                scale: info.spec_scale,
-                offset: info.spec_offset,
-            };
-            StftMs::new(cfg, comp)
-                .synthesize(&visible, frames, &mut audio, &mut right)
-                .map_err(RenderError::Vocoder)?;
-            Some(StftMsGrid {
-                visible,
-                bins,
-                frames,
-            })
+    // The one state → generation path the plugin's engine uses.
+    let mut voicing = Voicing::for_model(grower.nca().info());
+    let mut inverter = (!voicing.is_stft_ms()).then(|| Inverter::new(mel.clone()));
+    let voiced = voicing
+        .synthesize(
+            &mut grower,
+            inverter.as_mut().map(|i| i as &mut dyn Vocoder),
+        )
+        .map_err(|e| RenderError::Vocoder(e.cause()))?;
+    // An stft-ms model is drawn as its visible channels rather than a mel picture.
+    let stft_ms = voicing.is_stft_ms().then(|| {
+        let nca = grower.nca();
+        StftMsGrid {
+            visible: stft_ms_visible(nca).to_vec(),
+            bins: nca.info().mel.n_mels,
+            frames: nca.frames(),
         }
-        None => {
-            Inverter::new(mel.clone())
-                .synthesize(&spectrogram, &mut audio)
-                .map_err(|e| RenderError::Vocoder(e.to_string()))?;
-            None
-        }
-    };
+    });
 
     // The generation travels through the same queue as in the plugin.
-    let (mut producer, mut consumer) = queue::generation_queue(2, audio.len());
+    let (mut producer, mut consumer) = queue::generation_queue(2, voiced.len);
     let mut generation = producer
         .acquire()
         .ok_or_else(|| RenderError::Vocoder("no generation buffer".into()))?;
-    if stft_ms.is_some() {
-        generation.fill_stereo_from(&audio, &right);
-    } else {
-        generation.fill_from(&audio);
-    }
-    generation.sample_rate = mel.sample_rate;
-    generation.id = 1;
-    generation.looped = req.voice.looping;
+    voicing.fill(&voiced, &mut generation, 1, req.voice.looping);
     producer
         .publish(generation)
         .map_err(|_| RenderError::Vocoder("generation queue full".into()))?;
@@ -286,7 +264,7 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
 }
 
 /// NCA grid width for a sound of `length_s` seconds.
-pub fn frames_for(length_s: f32, mel: &crate::mel::MelConfig) -> usize {
+pub fn frames_for(length_s: f32, mel: &crate::dsp::mel::MelConfig) -> usize {
     ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32)
         .round()
         .max(8.0) as usize

@@ -11,19 +11,19 @@
 //!   (the sound must keep evolving: flux never collapses to zero);
 //! * how far the grown spectrogram strays outside the range the model produces
 //!   at its recommended growth step (the engine confines drift to it, within
-//!   [`crate::engine::DRIFT_MARGIN`] of each channel's span; before that fix an
-//!   hour of drift ran away to extreme log-mel values);
+//!   [`crate::grow::DRIFT_MARGIN`] of each channel's span, because unconfined
+//!   an hour of drift runs away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
-use crate::engine::Grower;
-use crate::mel::Spectrogram;
-use crate::model::NcaModel;
-use crate::nca::Nca;
-use crate::queue;
+use crate::dsp::mel::Spectrogram;
+use crate::grow::model::NcaModel;
+use crate::grow::nca::Nca;
+use crate::grow::Grower;
+use crate::play::queue;
+use crate::play::{SoftLimiter, VoiceSettings, Voices};
 use crate::rng;
 use crate::vocoder::inverter::Inverter;
-use crate::vocoder::Vocoder;
-use crate::voice::{SoftLimiter, VoiceSettings, Voices};
+use crate::vocoder::voicing::Voicing;
 use std::time::Instant;
 
 /// How far (ln-mel) a generation may stray outside the allowed range before
@@ -118,7 +118,7 @@ pub struct SoakReport {
     /// step (seed and length of the soak): what the model was trained to grow.
     pub trained_range: (f32, f32),
     /// What the generations may span: `trained_range` widened by
-    /// [`crate::engine::DRIFT_MARGIN`] of its width on each side, and never
+    /// [`crate::grow::DRIFT_MARGIN`] of its width on each side, and never
     /// below the contract's floor `ln(1e-5)`.
     pub allowed_range: (f32, f32),
     /// Lowest and highest ln-mel value of any generation.
@@ -329,18 +329,18 @@ pub fn run(
     let start = Instant::now();
     let mel = model.info.mel.clone();
     let fire_rate = model.info.fire_rate;
-    let frames = crate::engine::frames_for(cfg.length_s, &mel);
+    let frames = crate::grow::frames_for(cfg.length_s, &mel);
     let trained = model.info.growth_steps;
     let floor = if model.info.stft.is_none() {
-        crate::mel::LOG_FLOOR.ln()
+        crate::dsp::mel::LOG_FLOOR.ln()
     } else {
         f32::NEG_INFINITY
     };
     let mut grower = Grower::new(Nca::new(model));
     grower.set_bounded(cfg.bounded);
     let mut inverter = Inverter::new(mel.clone());
-    let capacity = crate::GENERATION_CAPACITY;
-    let (mut producer, mut consumer) = queue::generation_queue(crate::GENERATION_POOL, capacity);
+    let capacity = queue::GENERATION_CAPACITY;
+    let (mut producer, mut consumer) = queue::generation_queue(queue::GENERATION_POOL, capacity);
     let mut voices = Voices::new();
     voices.set_output_sample_rate(cfg.sample_rate);
     let mut limiter = SoftLimiter::new();
@@ -358,7 +358,7 @@ pub fn run(
         .grow(cfg.seed, trained, frames, fire_rate, cfg.mutation)
         .map(value_range)
         .map_err(|e| format!("growth failed at step {trained}: {e}"))?;
-    let margin = crate::engine::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
+    let margin = crate::grow::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
     let mut report = SoakReport {
         deadline_us: block as f64 / sr * 1e6,
         trained_range,
@@ -374,7 +374,7 @@ pub fn run(
     let mut cpu_histogram = vec![0u64; 100_000];
     let mut left = vec![0.0f32; block];
     let mut right = vec![0.0f32; block];
-    let mut audio = Vec::new();
+    let mut voicing = Voicing::for_model(grower.nca().info());
     let mut previous: Option<Spectrogram> = None;
     let mut held: Vec<Held> = Vec::with_capacity(64);
     let mut next_note_at: u64 = 0;
@@ -403,15 +403,12 @@ pub fn run(
             if let Some(prev) = &previous {
                 report.flux.push(flux(prev, &spec));
             }
-            inverter
-                .synthesize(&spec, &mut audio)
-                .map_err(|e| format!("vocoder failed: {e}"))?;
+            let voiced = voicing
+                .synthesize_mel(&spec, &mut inverter)
+                .map_err(|e| e.to_string())?;
             if let Some(mut slot) = producer.acquire() {
-                slot.fill_from(&audio);
-                slot.sample_rate = mel.sample_rate;
                 report.generations += 1;
-                slot.id = report.generations;
-                slot.looped = true;
+                voicing.fill(&voiced, &mut slot, report.generations, true);
                 // A full queue means the audio side is behind; the next interval retries.
                 if producer.publish(slot).is_err() {
                     return Err("generation queue refused a buffer it handed out".into());

@@ -1,7 +1,7 @@
 //! Restoring saved state without trusting it.
 //!
 //! nice-plug parses the saved JSON and hands it to [`crate::Grown`]'s
-//! `filter_state` before applying it; there [`sanitize`] makes every value one
+//! `filter_state` before applying it; there [`repair_untrusted`] makes every value one
 //! the plugin could have produced itself: a parameter outside its range is
 //! clamped, a NaN or a value of the wrong type is dropped (the parameter keeps
 //! its current value), an unknown parameter is ignored, a persisted field that
@@ -114,24 +114,25 @@ fn enum_kind<E: Enum>() -> Kind<'static> {
 
 /// The parameter with this stable id, if Grown has one.
 fn kind<'a>(p: &'a GrownParams, id: &str) -> Option<Kind<'a>> {
-    use crate::params::{LoopMode, VocoderChoice};
+    use crate::params::LoopMode;
+    use crate::vocoder::VocoderChoice;
     Some(match id {
-        "growth" => Kind::Int(&p.growth),
-        "seed" => Kind::Int(&p.seed),
-        "drift" => Kind::Float(&p.drift),
-        "fire-rate" => Kind::Float(&p.fire_rate),
-        "mutation" => Kind::Float(&p.mutation),
-        "damage" => Kind::Float(&p.damage),
-        "length" => Kind::Float(&p.length),
-        "root" => Kind::Int(&p.root_note),
-        "attack" => Kind::Float(&p.attack),
-        "decay" => Kind::Float(&p.decay),
-        "sustain" => Kind::Float(&p.sustain),
-        "release" => Kind::Float(&p.release),
-        "polyphony" => Kind::Int(&p.polyphony),
-        "bend-range" => Kind::Float(&p.bend_range),
-        "morph" => Kind::Float(&p.morph),
-        "gain" => Kind::Float(&p.gain),
+        "growth" => Kind::Int(&p.grow.growth),
+        "seed" => Kind::Int(&p.grow.seed),
+        "drift" => Kind::Float(&p.grow.drift),
+        "fire-rate" => Kind::Float(&p.grow.fire_rate),
+        "mutation" => Kind::Float(&p.grow.mutation),
+        "damage" => Kind::Float(&p.grow.damage),
+        "length" => Kind::Float(&p.grow.length),
+        "root" => Kind::Int(&p.voice.root_note),
+        "attack" => Kind::Float(&p.voice.attack),
+        "decay" => Kind::Float(&p.voice.decay),
+        "sustain" => Kind::Float(&p.voice.sustain),
+        "release" => Kind::Float(&p.voice.release),
+        "polyphony" => Kind::Int(&p.voice.polyphony),
+        "bend-range" => Kind::Float(&p.voice.bend_range),
+        "morph" => Kind::Float(&p.output.morph),
+        "gain" => Kind::Float(&p.output.gain),
         "loop" => enum_kind::<LoopMode>(),
         "vocoder" => enum_kind::<VocoderChoice>(),
         _ => return None,
@@ -150,7 +151,7 @@ fn version(v: &str) -> Option<(u64, u64, u64)> {
 /// Makes a parsed state safe to apply (see the module docs) and returns what
 /// was changed, one item per problem. Also writes the combined message (or
 /// `null`) into [`NOTICE_FIELD`], overwriting whatever the file carried there.
-pub fn sanitize(state: &mut PluginState) -> Vec<String> {
+pub fn repair_untrusted(state: &mut PluginState) -> Vec<String> {
     let mut notes = Vec::new();
     let ours = env!("CARGO_PKG_VERSION");
     match version(&state.version) {
@@ -312,14 +313,14 @@ pub fn fuzz_restore(bytes: &[u8]) {
         let Ok(mut state) = parsed else {
             continue;
         };
-        sanitize(&mut state);
+        repair_untrusted(&mut state);
         let reference = GrownParams::default();
         for (id, value) in &state.params {
-            let kind = kind(&reference, id).expect("sanitize kept an unknown parameter");
+            let kind = kind(&reference, id).expect("repair_untrusted kept an unknown parameter");
             let mut copy = value.clone();
             assert!(
                 matches!(check_value(&kind, &mut copy), Ok(None)),
-                "sanitize kept a bad value for {id}: {value:?}"
+                "repair_untrusted kept a bad value for {id}: {value:?}"
             );
         }
         for key in state.fields.keys() {
@@ -328,7 +329,7 @@ pub fn fuzz_restore(bytes: &[u8]) {
                     key.as_str(),
                     "model-path" | "vocoder-path" | "editor-size" | NOTICE_FIELD
                 ),
-                "sanitize kept field {key}"
+                "repair_untrusted kept field {key}"
             );
         }
         let params = GrownParams::default();
@@ -367,7 +368,7 @@ mod tests {
     fn a_good_state_passes_unchanged() {
         let mut s = good();
         let before = serde_json::to_string(&s.params).unwrap();
-        assert!(sanitize(&mut s).is_empty());
+        assert!(repair_untrusted(&mut s).is_empty());
         assert_eq!(serde_json::to_string(&s.params).unwrap(), before);
         assert_eq!(notice(&s), None);
     }
@@ -384,7 +385,7 @@ mod tests {
             .insert("vocoder".into(), ParamValue::String("wavenet".into()));
         s.params.insert("loop".into(), ParamValue::I32(7));
         s.params.insert("future-knob".into(), ParamValue::F32(1.0));
-        let notes = sanitize(&mut s);
+        let notes = repair_untrusted(&mut s);
         assert!(matches!(
             s.params["growth"],
             ParamValue::I32(crate::params::MAX_GROWTH)
@@ -418,7 +419,7 @@ mod tests {
         s.fields.insert("model-path".into(), "42".into());
         s.fields.insert("vocoder-path".into(), "\"\"".into());
         s.fields.insert("new-thing".into(), "{}".into());
-        let notes = sanitize(&mut s).join("\n");
+        let notes = repair_untrusted(&mut s).join("\n");
         assert!(notes.contains("saved by Grown 9.0.0"), "{notes}");
         assert!(
             notes
@@ -431,18 +432,18 @@ mod tests {
         for v in ["0.0.1", ""] {
             let mut s = good();
             s.version = v.into();
-            assert!(sanitize(&mut s).is_empty(), "{v}");
+            assert!(repair_untrusted(&mut s).is_empty(), "{v}");
         }
         let mut s = good();
         s.version = "banana".into();
-        assert!(sanitize(&mut s)[0].contains("unreadable version"));
+        assert!(repair_untrusted(&mut s)[0].contains("unreadable version"));
     }
 
     #[test]
     fn a_carried_notice_is_replaced() {
         let mut s = good();
         s.fields.insert(NOTICE_FIELD.into(), "\"old news\"".into());
-        assert!(sanitize(&mut s).is_empty());
+        assert!(repair_untrusted(&mut s).is_empty());
         assert_eq!(notice(&s), None);
     }
 
@@ -479,7 +480,7 @@ mod tests {
         let mut s = good();
         s.fields
             .insert("model-path".into(), "\"/tmp/x.onnx\"".into());
-        sanitize(&mut s);
+        repair_untrusted(&mut s);
         let p = GrownParams::default();
         p.deserialize_fields(&s.fields);
         assert_eq!(

@@ -2,10 +2,10 @@
 //! grower, erase exactly the cells under the brush, and the automaton regrows
 //! them. Needs ONNX Runtime (`cargo xtask fetch-ort` or `ORT_DYLIB_PATH`).
 
-use grown::engine::{brush_queue, BrushStroke, Grower};
-use grown::model::test_onnx::{nca_model, Rule};
-use grown::model::NcaModel;
-use grown::nca::Nca;
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
+use grown::grow::{brush_queue, BrushStroke, Grower};
+use grown_test_support::onnx::{nca_model, Rule};
 
 /// Cells erased by `stroke` on an `n_mels` × `frames` grid, computed the
 /// obvious way (cell centre inside the ellipse, time wrapping) so the

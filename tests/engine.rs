@@ -7,11 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grown::engine::{Engine, EngineCommand, EngineControls, EngineStatus, Grower};
-use grown::mel::Spectrogram;
-use grown::model::NcaModel;
-use grown::nca::Nca;
-use grown::queue::{generation_queue, Generation, GenerationConsumer};
+use grown::dsp::mel::Spectrogram;
+use grown::engine::{Engine, EngineCommand, EngineControls, EngineStatus};
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
+use grown::grow::Grower;
+use grown::play::queue::{generation_queue, Generation, GenerationConsumer};
 
 /// Generous: the test machine may be busy.
 const TIMEOUT: Duration = Duration::from_secs(60);

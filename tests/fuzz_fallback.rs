@@ -10,7 +10,7 @@
 #[path = "clap_host/common.rs"]
 mod common;
 
-use grown::model::fuzz_metadata;
+use grown::grow::model::fuzz_metadata;
 use grown::state::fuzz_restore;
 
 /// SplitMix64, so a failure names a reproducible iteration.
@@ -107,7 +107,7 @@ fn state_restore_survives_mutations() {
     // A seed nice-plug would refuse would only fuzz the JSON parser.
     let mut seed = grown::state::parse_state(STATE_SEED).expect("the seed state does not parse");
     assert!(
-        grown::state::sanitize(&mut seed).is_empty(),
+        grown::state::repair_untrusted(&mut seed).is_empty(),
         "the seed state needs fixing"
     );
     let seeds = [STATE_SEED.to_vec(), framed(STATE_SEED)];
@@ -131,7 +131,7 @@ fn state_restore_survives_mutations() {
 
 #[test]
 fn model_metadata_survives_mutations() {
-    let seed = grown::model::DEFAULT_MODEL;
+    let seed = grown::grow::model::DEFAULT_MODEL;
     let mut dice = Dice(0x4f4e4e58);
     for i in 0..4_000 {
         let mut input = seed.to_vec();

@@ -659,13 +659,13 @@ fn missing_or_foreign_onnx_runtime_is_a_message_and_silence() {
 
 #[test]
 fn broken_model_files_fall_back_to_the_built_in_model_with_a_message() {
-    use grown::model::test_onnx::{
+    use grown_test_support::onnx::{
         nca_builder, nca_dims, nca_meta, nca_model, ModelBuilder, Rule, DOUBLE, FLOAT,
     };
     let _serial = serial();
     let ort = ort_library();
     let d = scratch("models");
-    let real = grown::model::DEFAULT_MODEL;
+    let real = grown::grow::model::DEFAULT_MODEL;
     let write = |name: &str, bytes: &[u8]| {
         let p = d.join(name);
         std::fs::write(&p, bytes).unwrap();

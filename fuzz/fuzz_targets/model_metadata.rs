@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    grown::model::fuzz_metadata(data);
+    grown::grow::model::fuzz_metadata(data);
 });

@@ -27,14 +27,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use grown::dsp::mel::{MelAnalyzer, MelConfig, Spectrogram};
 use grown::engine::{Engine, EngineControls, EngineStatus};
-use grown::mel::{MelAnalyzer, MelConfig, Spectrogram};
-use grown::model::NcaModel;
-use grown::nca::Nca;
-use grown::queue::generation_queue;
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
+use grown::play::queue::generation_queue;
+use grown::play::queue::{GENERATION_CAPACITY, GENERATION_POOL};
 use grown::vocoder::bigvgan::BigVgan;
 use grown::vocoder::{Inverter, Vocoder};
-use grown::{Grown, GENERATION_CAPACITY, GENERATION_POOL};
+use grown::Grown;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use serde_json::{json, Value};
@@ -183,7 +184,7 @@ impl Options {
 
 /// Intra-op threads the sessions of this process were created with.
 fn ort_threads() -> Value {
-    std::env::var(grown::runtime::THREADS_ENV)
+    std::env::var(grown::onnx::runtime::THREADS_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Value::Null, Value::from)
@@ -251,7 +252,7 @@ fn nca(frames: usize, seconds: f64) -> Result<Value> {
         "frames": frames,
         "threads": ort_threads(),
         "provider": provider,
-        "model": grown::model::DEFAULT_MODEL_SOURCE,
+        "model": grown::grow::model::DEFAULT_MODEL_SOURCE,
     }))
 }
 
@@ -700,7 +701,7 @@ fn regrow(repeats: usize) -> Result<Value> {
     let (producer, mut consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     let (snapshots, _editor) = triple_buffer::triple_buffer(&Spectrogram::default());
     let engine = Engine::spawn(controls.clone(), status.clone(), producer, snapshots, None);
-    let wait_generation = |consumer: &mut grown::queue::GenerationConsumer,
+    let wait_generation = |consumer: &mut grown::play::queue::GenerationConsumer,
                            after: u64,
                            timeout: Duration|
      -> Result<(u64, Duration)> {
@@ -797,7 +798,7 @@ fn memory(instances: usize) -> Result<Value> {
 /// engine builds, added one after another in a fresh process (the order the
 /// engine thread builds them in).
 fn memory_parts() -> Result<Value> {
-    use grown::engine::{frames_for, Grower};
+    use grown::grow::{frames_for, Grower};
     let mut parts = Vec::new();
     let mut last = rss_mb()?;
     let mut mark = |name: &str, parts: &mut Vec<Value>| -> Result<()> {
@@ -806,7 +807,7 @@ fn memory_parts() -> Result<Value> {
         last = now;
         Ok(())
     };
-    grown::runtime::runtime()?;
+    grown::onnx::runtime::runtime()?;
     mark(
         "ONNX Runtime library + environment (once per process)",
         &mut parts,
@@ -831,7 +832,7 @@ fn memory_parts() -> Result<Value> {
     mark("built-in inverter, 3 s", &mut parts)?;
     let (producer, consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     mark("generation queue (4 buffers of 8 s at 48 kHz)", &mut parts)?;
-    let voices = grown::voice::Voices::new();
+    let voices = grown::play::Voices::new();
     mark("voices", &mut parts)?;
     drop((producer, consumer, voices, grower));
     Ok(json!({ "parts": parts, "frames": frames, "checkpoints": checkpoints }))

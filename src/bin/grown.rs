@@ -6,7 +6,7 @@
 //! grown vocode --audio in.wav --out out.wav
 //! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S] [--bound on|off]
 
-use grown::model::NcaModel;
+use grown::grow::model::NcaModel;
 use grown::render::{self, RenderRequest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -241,7 +241,7 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     println!("perception:      {}", i.perception);
     println!("target:          {}", i.target);
     println!("licence:         {}", i.license);
-    match grown::runtime::runtime() {
+    match grown::onnx::runtime::runtime() {
         Ok(rt) => println!(
             "onnx runtime:    {} ({}; {})",
             rt.dylib.display(),

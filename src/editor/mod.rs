@@ -11,10 +11,11 @@ mod gl_libraries;
 pub mod models;
 pub mod spectrogram;
 
-use crate::engine::{BrushProducer, EngineStatus};
-use crate::mel::Spectrogram;
+use crate::dsp::mel::Spectrogram;
+use crate::engine::{EngineLink, EngineStatus};
+use crate::grow::BrushProducer;
 use crate::params::GrownParams;
-use crate::{EngineLink, Playheads};
+use crate::play::Playheads;
 use gl_libraries::GlLibraries;
 use models::{ModelPicker, PickerAction};
 use nice_plug::context::gui::GuiContext;
@@ -189,7 +190,7 @@ impl GrownEditor {
             let fresh = out.update();
             self.view.update(ui.ctx(), out.output_buffer(), fresh, stft);
         }
-        let mut heads = [0.0f32; crate::voice::MAX_VOICES];
+        let mut heads = [0.0f32; crate::play::MAX_VOICES];
         let n = self.shared.playheads.read(&mut heads);
         let width = ui.available_width();
         let height = (ui.ctx().content_rect().height() * 0.36).clamp(140.0, 900.0);
@@ -230,29 +231,29 @@ impl GrownEditor {
         let p = self.shared.params.clone();
         ui.columns(3, |cols| {
             group(&mut cols[0], "Growth", setter, |ui, s| {
-                row(ui, "Growth", &p.growth, s);
-                row(ui, "Seed", &p.seed, s);
-                row(ui, "Drift", &p.drift, s);
-                row(ui, "Fire rate", &p.fire_rate, s);
-                row(ui, "Mutation", &p.mutation, s);
-                row(ui, "Damage", &p.damage, s);
-                row(ui, "Length", &p.length, s);
+                row(ui, "Growth", &p.grow.growth, s);
+                row(ui, "Seed", &p.grow.seed, s);
+                row(ui, "Drift", &p.grow.drift, s);
+                row(ui, "Fire rate", &p.grow.fire_rate, s);
+                row(ui, "Mutation", &p.grow.mutation, s);
+                row(ui, "Damage", &p.grow.damage, s);
+                row(ui, "Length", &p.grow.length, s);
             });
             group(&mut cols[1], "Voice", setter, |ui, s| {
-                row(ui, "Root note", &p.root_note, s);
-                row(ui, "Attack", &p.attack, s);
-                row(ui, "Decay", &p.decay, s);
-                row(ui, "Sustain", &p.sustain, s);
-                row(ui, "Release", &p.release, s);
-                row(ui, "Polyphony", &p.polyphony, s);
-                row(ui, "Bend range", &p.bend_range, s);
+                row(ui, "Root note", &p.voice.root_note, s);
+                row(ui, "Attack", &p.voice.attack, s);
+                row(ui, "Decay", &p.voice.decay, s);
+                row(ui, "Sustain", &p.voice.sustain, s);
+                row(ui, "Release", &p.voice.release, s);
+                row(ui, "Polyphony", &p.voice.polyphony, s);
+                row(ui, "Bend range", &p.voice.bend_range, s);
             });
             group(&mut cols[2], "Output", setter, |ui, s| {
-                row(ui, "Morph", &p.morph, s);
-                row(ui, "Gain", &p.gain, s);
-                row(ui, "Loop", &p.loop_mode, s);
+                row(ui, "Morph", &p.output.morph, s);
+                row(ui, "Gain", &p.output.gain, s);
+                row(ui, "Loop", &p.output.loop_mode, s);
                 if !stft {
-                    row(ui, "Vocoder", &p.vocoder, s);
+                    row(ui, "Vocoder", &p.output.vocoder, s);
                 }
             });
         });
@@ -403,13 +404,13 @@ mod tests {
     #[test]
     fn playheads_round_trip_and_clamp_to_the_voice_count() {
         let heads = Playheads::default();
-        let mut out = [0.0f32; crate::voice::MAX_VOICES];
+        let mut out = [0.0f32; crate::play::MAX_VOICES];
         assert_eq!(heads.read(&mut out), 0);
         heads.publish(&[0.5, 1.25, 2.0]);
         assert_eq!(heads.read(&mut out), 3);
         assert_eq!(&out[..3], &[0.5, 1.25, 2.0]);
         heads.publish(&[1.0; 40]);
-        assert_eq!(heads.read(&mut out), crate::voice::MAX_VOICES);
+        assert_eq!(heads.read(&mut out), crate::play::MAX_VOICES);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! (no ONNX Runtime needed) before the engine is asked to load them, so a
 //! wrong file is explained in view instead of only failing in the engine.
 
-use crate::mel::MelConfig;
-use crate::model::{parse_model_bytes, read_metadata, ModelError, ModelInfo};
+use crate::dsp::mel::MelConfig;
+use crate::grow::model::{parse_model_bytes, read_metadata, ModelError, ModelInfo};
 use crate::vocoder::bigvgan::parse_vocoder_metadata;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 /// the source checkout this binary was built from (for development builds).
 pub fn model_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(dir) = crate::runtime::module_path().and_then(|p| p.parent().map(Path::to_path_buf))
+    if let Some(dir) =
+        crate::onnx::runtime::module_path().and_then(|p| p.parent().map(Path::to_path_buf))
     {
         dirs.push(dir.join("grown-resources/models"));
         dirs.push(dir.join("../Resources/models"));
@@ -277,8 +278,8 @@ fn pick_found(ui: &mut egui::Ui, id: &str, found: &[PathBuf], path: &mut String)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_onnx::nca_model;
-    use crate::model::test_onnx::Rule;
+    use grown_test_support::onnx::nca_model;
+    use grown_test_support::onnx::Rule;
 
     fn temp(name: &str, bytes: &[u8]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("grown-editor-test-{}", std::process::id()));

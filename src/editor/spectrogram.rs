@@ -6,8 +6,8 @@
 //! Everything here is pure geometry and colour except [`SpectrogramView::show`],
 //! so the mapping between the picture and the engine's cells is unit tested.
 
-use crate::engine::{BrushProducer, BrushStroke};
-use crate::mel::{hz_to_mel, MelConfig, Spectrogram};
+use crate::dsp::mel::{hz_to_mel, MelConfig, Spectrogram};
+use crate::grow::{BrushProducer, BrushStroke};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, TextureHandle, Vec2};
 
 /// Control points of a magma-like colour map (dark purple → orange → pale
@@ -197,8 +197,8 @@ impl SpectrogramView {
         }
         let rows = if stft {
             self.pixels.clear();
-            let bins = spec.n_mels / crate::stft_ms::VISIBLE_CHANNELS;
-            let rgba = crate::stft_ms::stft_ms_picture(
+            let bins = spec.n_mels / crate::dsp::stft_ms::VISIBLE_CHANNELS;
+            let rgba = crate::dsp::stft_ms::stft_ms_picture(
                 &spec.data,
                 bins,
                 spec.frames,
@@ -401,7 +401,7 @@ mod tests {
         let n = mel.n_mels as f64;
         let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(8000.0));
         // The centre of band 40 sits at fraction 40.5 / 80.
-        let centre = crate::mel::mel_to_hz(lo + 41.0 * (hi - lo) / (n + 1.0)) as f32;
+        let centre = crate::dsp::mel::mel_to_hz(lo + 41.0 * (hi - lo) / (n + 1.0)) as f32;
         let f = hz_to_fraction(centre, &mel).unwrap();
         assert!((f - 40.5 / 80.0).abs() < 1e-4, "{f}");
         // Monotonic, and mel-scaled, not linear: 500 Hz is 1/16 of 8 kHz but

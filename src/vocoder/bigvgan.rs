@@ -21,9 +21,9 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
 use super::{check_input, Vocoder, VocoderError};
-use crate::mel::{MelConfig, Spectrogram};
-use crate::model::{check_contract, check_tensor, read_metadata, required, ModelError};
-use crate::runtime::{self, SessionProvider};
+use crate::dsp::mel::{MelConfig, Spectrogram};
+use crate::grow::model::{check_contract, check_tensor, read_metadata, required, ModelError};
+use crate::onnx::runtime::{self, SessionProvider};
 
 /// Frames synthesised per chunk (the part each chunk "owns").
 const CHUNK: usize = 64;
@@ -310,7 +310,7 @@ impl Vocoder for BigVgan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_onnx::{test_mel_json, Attr, Dim, ModelBuilder, FLOAT};
+    use grown_test_support::onnx::{test_mel_json, Attr, Dim, ModelBuilder, FLOAT};
 
     /// A "vocoder" whose sample `t*hop + j` is the mean over bands of frame
     /// `t` (local: no temporal context), so chunked synthesis must reproduce

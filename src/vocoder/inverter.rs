@@ -21,8 +21,8 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::{check_input, Vocoder, VocoderError};
-use crate::mel::{
-    padded_hann, sanitize, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
+use crate::dsp::mel::{
+    nearest_runnable, padded_hann, slaney_mel_basis, sparse_rows, MelConfig, SparseRow, Spectrogram,
 };
 
 /// Default number of Fast Griffin-Lim iterations. PGHI already starts close:
@@ -143,7 +143,7 @@ impl Inverter {
         let cfg = if cfg.validate().is_ok() {
             cfg
         } else {
-            sanitize(cfg)
+            nearest_runnable(cfg)
         };
         let n_freqs = cfg.n_freqs();
         let n_mels = cfg.n_mels;
@@ -600,7 +600,7 @@ impl Vocoder for Inverter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mel::MelAnalyzer;
+    use crate::dsp::mel::MelAnalyzer;
 
     fn tone(sr: f32, f0: f32, len: usize) -> Vec<f32> {
         (0..len)
@@ -639,7 +639,7 @@ mod tests {
         assert_eq!(again.frames, mel.frames);
         let sc = spectral_convergence_db(&mel, &again);
         assert!(sc < -15.0, "spectral convergence {sc} dB");
-        let (f, _) = crate::voice::tests::peak_hz(&out, sr);
+        let (f, _) = crate::play::voices::tests::peak_hz(&out, sr);
         assert!((f - 440.0).abs() < 0.02 * 440.0, "dominant {f} Hz");
         // Fewer iterations must not be better than more (PGHI alone is the floor).
         let mut inv0 = Inverter::with_iterations(cfg, 0);

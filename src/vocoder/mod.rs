@@ -6,11 +6,26 @@
 
 pub mod bigvgan;
 pub mod inverter;
+pub mod voicing;
 
 pub use bigvgan::BigVgan;
 pub use inverter::Inverter;
 
-use crate::mel::{MelConfig, Spectrogram};
+use crate::dsp::mel::{MelConfig, Spectrogram};
+use nice_plug::prelude::Enum;
+
+/// Which vocoder turns the grown mel spectrogram into audio.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VocoderChoice {
+    /// The built-in spectrogram inverter: no GPU, no extra model.
+    #[id = "built-in"]
+    #[name = "Built-in"]
+    BuiltIn,
+    /// A BigVGAN ONNX model, when one is loaded; falls back to built-in otherwise.
+    #[id = "bigvgan"]
+    #[name = "BigVGAN"]
+    BigVgan,
+}
 
 /// Why a vocoder could not produce audio; every variant is a recoverable value
 /// so the engine can report it instead of panicking inside the plugin.

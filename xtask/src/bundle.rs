@@ -14,7 +14,7 @@
 //!   <Name>.vst3/Contents/Resources/models/{nca,vocoder}/*.onnx
 //! ```
 //!
-//! `src/runtime.rs` finds the library beside the plugin binary; the model search
+//! `src/onnx/runtime.rs` finds the library beside the plugin binary; the model search
 //! looks in `<binary dir>/../Resources/models` (VST3) and
 //! `<binary dir>/<package>-resources/models` (CLAP, CLI). Everything is copied as
 //! real files, never links, so a bundle survives being copied elsewhere on its own.

@@ -15,8 +15,8 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::mel::Spectrogram;
-use crate::model::{ModelError, ModelInfo, NcaModel};
+use crate::dsp::mel::Spectrogram;
+use crate::grow::model::{ModelError, ModelInfo, NcaModel};
 use crate::rng;
 
 /// A saved NCA state, to jump back to without re-growing from the seed.
@@ -352,7 +352,7 @@ impl Nca {
         }
         // The visible channel's floor in state units (scale is non-zero by contract).
         let floor = (info.stft.is_none()).then(|| {
-            let f = (crate::mel::LOG_FLOOR.ln() - info.spec_offset) / info.spec_scale;
+            let f = (crate::dsp::mel::LOG_FLOOR.ln() - info.spec_offset) / info.spec_scale;
             (info.spec_channel, f, info.spec_scale > 0.0)
         });
         let mut changed = 0;
@@ -545,7 +545,7 @@ impl Drop for Run {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::test_onnx::{nca_builder_unrolled, nca_model, Rule};
+    use grown_test_support::onnx::{nca_builder_unrolled, nca_model, Rule};
 
     pub(crate) fn test_nca(rule: Rule) -> Nca {
         Nca::new(NcaModel::from_bytes(&nca_model(4, 8, rule), "test".into()).unwrap())
@@ -762,7 +762,7 @@ pub(crate) mod tests {
         // The visible channel never goes below ln(1e-5) (scale 4, offset -5).
         n.state[..cells].fill(-100.0);
         n.confine(&env);
-        let floor = (crate::mel::LOG_FLOOR.ln() + 5.0) / 4.0;
+        let floor = (crate::dsp::mel::LOG_FLOOR.ln() + 5.0) / 4.0;
         assert!(n.state()[..cells].iter().all(|v| *v >= floor));
     }
 

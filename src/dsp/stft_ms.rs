@@ -15,7 +15,7 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use serde::Deserialize;
 
-use crate::mel::MelConfig;
+use crate::dsp::mel::MelConfig;
 
 /// Value of `grown.representation` for these models.
 pub const REPRESENTATION: &str = "stft-ms";
@@ -547,7 +547,7 @@ mod tests {
     /// --model models/nca/strings_stereo.onnx` does, has a real stereo image.
     #[test]
     fn shipped_stereo_model_renders_with_side_energy() {
-        use crate::model::NcaModel;
+        use crate::grow::model::NcaModel;
         use crate::render::{parse_notes, render, write_stft_ms_png, RenderRequest};
 
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

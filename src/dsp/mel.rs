@@ -367,7 +367,7 @@ impl MelAnalyzer {
     pub fn new(cfg: MelConfig) -> Self {
         let mut cfg = cfg;
         if cfg.validate().is_err() {
-            cfg = sanitize(cfg);
+            cfg = nearest_runnable(cfg);
         }
         let mut planner = RealFftPlanner::<f64>::new();
         let fft = planner.plan_fft_forward(cfg.n_fft);
@@ -447,7 +447,7 @@ impl MelAnalyzer {
 
 /// Replaces impossible values with the nearest runnable ones (used only when a
 /// caller skipped validation; keeps `MelAnalyzer::new` panic-free).
-pub(crate) fn sanitize(mut cfg: MelConfig) -> MelConfig {
+pub(crate) fn nearest_runnable(mut cfg: MelConfig) -> MelConfig {
     cfg.sample_rate = cfg.sample_rate.max(1);
     cfg.n_fft = (cfg.n_fft.max(2) + 1) & !1;
     cfg.hop = cfg.hop.clamp(1, cfg.n_fft);

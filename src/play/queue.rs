@@ -9,6 +9,13 @@
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
+/// Buffers in flight between the vocoder and the audio thread: one playing, one
+/// fading out during a morph, one being written, one spare.
+pub const GENERATION_POOL: usize = 4;
+/// Longest sound a generation buffer holds: the Length parameter's maximum at the
+/// highest vocoder sample rate we accept (48 kHz).
+pub const GENERATION_CAPACITY: usize = 8 * 48_000;
+
 /// One vocoded sound, ready for the voices to play.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
