@@ -14,15 +14,9 @@
 //! thread, so every scenario first plays notes until sound appears (≤ 30 s), and
 //! compares outputs only after growth has settled (two identical probes in a row).
 
-#[path = "clap_host/analysis.rs"]
-mod analysis;
-#[allow(dead_code)]
-#[path = "clap_host/common.rs"]
-mod common;
-#[path = "clap_host/ext.rs"]
-mod ext;
-#[path = "clap_host/host.rs"]
-mod host;
+use grown_test_support::clap_host::analysis;
+use grown_test_support::clap_host::common;
+use grown_test_support::clap_host::host;
 
 use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
 use common::serial;

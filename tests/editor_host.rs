@@ -25,15 +25,8 @@
 //!    leak plus 3 KiB (`UPSTREAM_KIB_PER_OPEN`), and resident memory by less
 //!    than 15 % of what the first open cost.
 
-#[allow(dead_code)]
-#[path = "clap_host/common.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "clap_host/ext.rs"]
-mod ext;
-#[allow(dead_code)]
-#[path = "clap_host/host.rs"]
-mod host;
+use grown_test_support::clap_host::common;
+use grown_test_support::clap_host::host;
 
 use clack_host::prelude::*;
 use host::gui::{Gui, API_X11, CLOSED_BY_PLUGIN};

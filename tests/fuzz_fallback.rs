@@ -6,9 +6,7 @@
 //! numbers spliced into the text. Crashes found by `cargo fuzz` are added to
 //! `regressions` below.
 
-#[allow(dead_code)]
-#[path = "clap_host/common.rs"]
-mod common;
+use grown_test_support::clap_host::common;
 
 use grown::grow::model::fuzz_metadata;
 use grown::state::fuzz_restore;

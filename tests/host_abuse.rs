@@ -16,18 +16,8 @@
 //! * Teardown: engine threads are counted through `/proc` and must be gone
 //!   within 200 ms of destroying an instance, also mid-growth.
 
-#[allow(dead_code)]
-#[path = "clap_host/analysis.rs"]
-mod analysis;
-#[allow(dead_code)]
-#[path = "clap_host/common.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "clap_host/ext.rs"]
-mod ext;
-#[allow(dead_code)]
-#[path = "clap_host/host.rs"]
-mod host;
+use grown_test_support::clap_host::common;
+use grown_test_support::clap_host::host;
 
 use common::{bundle_path, debug_library, ort_library, serial};
 use host::{Blocks, Ev, Library, Plugin, Stereo};

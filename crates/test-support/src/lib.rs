@@ -2,4 +2,5 @@
 //! and the host tests depend on this crate (a dev-dependency), so none of it
 //! ships inside the plugin.
 
+pub mod clap_host;
 pub mod onnx;

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `clap.gui` (editor) both ways; only the editor test opens one, but every
 /// test host offers `clap.host.gui` as a DAW does.
 #[allow(dead_code)]
-#[path = "gui.rs"]
-pub mod gui;
+pub use super::gui;
 
 /// The CLAP id the plugin is published under (lib.rs `CLAP_ID`).
 pub const PLUGIN_ID: &str = "com.grown.grown";
@@ -171,8 +170,13 @@ pub struct Stereo {
 }
 
 impl Stereo {
+    /// Frames rendered.
     pub fn len(&self) -> usize {
         self.left.len()
+    }
+    /// True when nothing was rendered.
+    pub fn is_empty(&self) -> bool {
+        self.left.is_empty()
     }
     /// Mid signal, used for spectral measurements.
     pub fn mono(&self) -> Vec<f32> {

@@ -241,7 +241,7 @@ unsafe extern "C" fn closed(_host: *const clap_host, _was_destroyed: bool) {
 
 /// The host's `clap.gui` extension, registered by every test host (`host.rs`).
 #[derive(Copy, Clone)]
-pub struct HostGui(RawExtension<HostExtensionSide, RawHostGui>);
+pub struct HostGui(pub RawExtension<HostExtensionSide, RawHostGui>);
 
 // SAFETY: `RawHostGui` matches the ABI of the extension named by the identifier.
 unsafe impl Extension for HostGui {
