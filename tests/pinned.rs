@@ -43,7 +43,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 40,
         mutation: 0.0,
         notes: "60@0.0+0.6,67@0.2+0.5*0.5",
-        hash: 0x3f278d520f38fa78,
+        hash: 0x5579d6e4cb477580,
     },
     // Another mel model, with mutation noise on the hidden channels.
     Pin {
@@ -52,7 +52,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 48,
         mutation: 0.2,
         notes: "57@0.0+0.5,64@0.1+0.4",
-        hash: 0xd50f3de06362730c,
+        hash: 0xcfb7cff5e669cf38,
     },
     // An stft-ms model: the exact inverse STFT, in stereo.
     Pin {
@@ -61,7 +61,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 32,
         mutation: 0.0,
         notes: "60@0.0+0.5,72@0.25+0.3",
-        hash: 0xe85d100ab1693774,
+        hash: 0x96afb6cd26312b4a,
     },
 ];
 

@@ -818,7 +818,10 @@ def run(args) -> int:
     if heard:
         lines += hearing_eval.report_section(heard, Path(args.out).resolve().parent)
     text = "\n".join(lines)
-    if not args.hearing_only:
+    if args.hearing_only:
+        text += ("\nTexture statistics and baseline (a) were not re-measured in this run (`--hearing-only`); the "
+                 "last full run's numbers are in `eval/results.json`.\n")
+    else:
         text += "\n" + render_report(results, budget)
         if stereo_paths:
             text += evaluate_stereo(stereo_paths, Path(args.targets_dir))

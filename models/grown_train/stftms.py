@@ -12,7 +12,7 @@ Why circular: the NCA's time axis wraps around, so a grown spectrogram is a
 loop; analysing the training audio as a loop too makes ``frames = samples / hop``
 exactly, the transform a tight frame (exactly invertible for any length that is
 a multiple of ``hop``) and the played loop seamless. The exact mapping is the
-contract's ``stft-ms`` section in ``models/README.md``; ``src/stft_ms.rs`` is
+contract's ``stft-ms`` section in ``models/README.md``; ``src/dsp/stft_ms.rs`` is
 the Rust side of the same definition.
 
 Run ``python -m grown_train.stftms train --help`` to train a stereo model
@@ -279,7 +279,7 @@ def picture(visible: np.ndarray, height: int = 256, gain: float = 1.0) -> np.nda
     clipped to [0, 1] after ``gain``; CMYK → RGB is ``(1-c)(1-k)`` etc., and the
     colours are then inverted, so silence is black and loud cells are bright.
     Frequency is on a log2 axis from bin 1 (the DC row is drawn at the bottom
-    row) up to the top bin; ``src/stft_ms.rs::stft_ms_picture`` is the same function.
+    row) up to the top bin; ``src/dsp/stft_ms.rs::stft_ms_picture`` is the same function.
     """
     v = np.abs(np.asarray(visible, dtype=np.float64)[:4]) * gain
     v = np.clip(v, 0.0, 1.0)

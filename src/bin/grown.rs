@@ -158,7 +158,7 @@ fn vocode_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
     let out = flags.get("out").ok_or("vocode needs --out OUT.wav")?;
     let mut reader = hound::WavReader::open(input).map_err(|e| format!("{input}: {e}"))?;
     let spec = reader.spec();
-    let cfg = grown::mel::MelConfig::bigvgan_22k();
+    let cfg = grown::dsp::mel::MelConfig::bigvgan_22k();
     if spec.sample_rate != cfg.sample_rate {
         return Err(format!(
             "{input} is at {} Hz; the mel front end needs {} Hz",
@@ -181,7 +181,7 @@ fn vocode_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
         .chunks(channels)
         .map(|c| c.iter().sum::<f32>() / channels as f32)
         .collect();
-    let mel = grown::mel::MelAnalyzer::new(cfg.clone()).analyze(&mono);
+    let mel = grown::dsp::mel::MelAnalyzer::new(cfg.clone()).analyze(&mono);
     let mut audio = Vec::new();
     grown::vocoder::inverter::Inverter::new(cfg.clone())
         .synthesize(&mel, &mut audio)
@@ -241,6 +241,7 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     println!("perception:      {}", i.perception);
     println!("target:          {}", i.target);
     println!("licence:         {}", i.license);
+    println!("level:           {:+.2} dB (grown.level_db)", i.level_db);
     match grown::onnx::runtime::runtime() {
         Ok(rt) => println!(
             "onnx runtime:    {} ({}; {})",

@@ -31,6 +31,10 @@ pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/nca/strings.onnx"
 /// Source string of [`DEFAULT_MODEL`], shown in the status line.
 pub const DEFAULT_MODEL_SOURCE: &str = "embedded:strings";
 
+/// Largest loudness correction a model may ask for: beyond it the grown sound
+/// is silence or broken, and a gain would only amplify noise.
+pub const MAX_LEVEL_DB: f32 = 60.0;
+
 /// Everything the metadata of an NCA file declares (see models/README.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
@@ -71,6 +75,11 @@ pub struct ModelInfo {
     pub target: String,
     /// `grown.license`: licence of the training target, for attribution.
     pub license: String,
+    /// `grown.level_db` (optional, 0 when absent): gain applied to every
+    /// generation after the vocoder, so the model plays as loud as the
+    /// recording it grew from. Measured offline (`grown_train calibrate`):
+    /// a grown spectrogram's level is whatever training left it at.
+    pub level_db: f32,
 }
 
 /// Why a model could not be used. `Display` is one clear line.
@@ -320,6 +329,16 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     }
     let target = required(map, "grown.target")?.to_string();
     let license = required(map, "grown.license")?.to_string();
+    // Optional: files made before loudness calibration play exactly as they did.
+    let level_db: f32 = match map.get("grown.level_db") {
+        None => 0.0,
+        Some(_) => number(map, "grown.level_db")?,
+    };
+    if !(level_db.is_finite() && level_db.abs() <= MAX_LEVEL_DB) {
+        return Err(ModelError::Contract(format!(
+            "`grown.level_db` = {level_db} must be finite and within ±{MAX_LEVEL_DB} dB"
+        )));
+    }
     Ok(ModelInfo {
         contract,
         representation,
@@ -337,6 +356,7 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
         unroll,
         target,
         license,
+        level_db,
     })
 }
 

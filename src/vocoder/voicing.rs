@@ -87,6 +87,10 @@ pub struct Voicing {
     left: Vec<f32>,
     /// Right channel of the last `stft-ms` synthesis.
     right: Vec<f32>,
+    /// Linear gain of the model's `grown.level_db`, applied as generations are
+    /// filled so the voices play the model at its recording's level; exactly 1
+    /// for uncalibrated files, which then play bit for bit as before.
+    gain: f32,
 }
 
 impl Voicing {
@@ -103,6 +107,7 @@ impl Voicing {
             stft,
             left: Vec::new(),
             right: Vec::new(),
+            gain: level_gain(info.level_db),
         }
     }
 
@@ -174,9 +179,29 @@ impl Voicing {
         } else {
             slot.fill_from(&self.left);
         }
+        if self.gain != 1.0 {
+            let n = slot.len;
+            for v in &mut slot.samples[..n] {
+                *v *= self.gain;
+            }
+            if slot.stereo {
+                for v in &mut slot.right[..n] {
+                    *v *= self.gain;
+                }
+            }
+        }
         slot.sample_rate = voiced.sample_rate;
         slot.id = id;
         slot.looped = looped;
+    }
+}
+
+/// Linear gain of a level in dB (0 dB is exactly 1).
+pub fn level_gain(level_db: f32) -> f32 {
+    if level_db == 0.0 {
+        1.0
+    } else {
+        10f32.powf(level_db / 20.0)
     }
 }
 
