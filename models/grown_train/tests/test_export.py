@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from grown_train.calibrate import LEVEL_KEY
 from grown_train.eval import grow_onnx, load_spec
 from grown_train.export import METADATA_KEYS, ModelInfo, export_onnx, read_metadata
 from grown_train.nca import NCA, NCAConfig, step
@@ -137,7 +138,9 @@ def test_shipped_models_follow_the_contract(name):
     assert path.stat().st_size < 2_000_000
     assert (MODELS_DIR / "nca" / f"{name}.png").is_file()
     meta = read_metadata(path)
-    assert tuple(meta) == METADATA_KEYS
+    # The contract's keys in order, then the loudness calibration every shipped model carries.
+    assert tuple(meta) == (*METADATA_KEYS, LEVEL_KEY)
+    assert abs(float(meta[LEVEL_KEY])) <= 60
     assert meta["grown.license"] and meta["grown.target"].startswith(name)
     sess = session(path)
     c = int(meta["grown.channels"])
