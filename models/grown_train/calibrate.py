@@ -65,7 +65,7 @@ def calibrate(path: Path, target: Path, binary: Path, growth: int | None = None,
     level = read_level_db(path)
     for _ in range(ROUNDS):
         rendered = H.render_model(binary, path, seed=SEED, growth=growth)[:n]
-        error = H.rms_db(rendered) - H.rms_db(loud)
+        error = -H.level_calibration_db(rendered, loud)
         log(f"{path.name}: level_db {level:+.2f} renders {error:+.2f} dB from {target.name}")
         if rounds and abs(error - rounds[-1]["error_db"]) < 0.1 * abs(level - rounds[-1]["level_db"]):
             atomic_write(Path(path), lambda tmp: tmp.write_bytes(original))

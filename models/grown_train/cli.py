@@ -134,13 +134,12 @@ def _train(args) -> int:
 def _calibrate(args) -> int:
     from grown_train.calibrate import calibrate
     from grown_train.eval import MODELS_DIR, resolve_models
-    from grown_train.export import read_metadata
+    from grown_train.export import read_metadata, target_recording
     from grown_train.hearing import grown_binary
 
     binary = grown_binary(args.grown_bin)
     for path in resolve_models(args.models, MODELS_DIR / "nca"):
-        credit = read_metadata(path).get("grown.target", "")
-        result = calibrate(path, Path(args.targets_dir) / credit.split(" — ")[0].strip(), binary)
+        result = calibrate(path, target_recording(read_metadata(path), Path(args.targets_dir), path.name), binary)
         print(f"{path.name}: grown.level_db = {result['level_db']:+.2f} "
               f"({result['rounds'][-1]['error_db']:+.2f} dB from {result['target']} when last rendered)")
     return 0

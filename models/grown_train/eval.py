@@ -198,8 +198,8 @@ def resolve_models(names: list[str] | None, nca_dir: Path) -> list[Path]:
 def load_spec(path: Path, targets_dir: Path) -> ModelSpec:
     import onnx
 
-    from grown_train.errors import GrownError, MissingInput
-    from grown_train.export import read_metadata
+    from grown_train.errors import GrownError
+    from grown_train.export import read_metadata, target_recording
 
     try:
         model = onnx.load(str(path))
@@ -215,12 +215,7 @@ def load_spec(path: Path, targets_dir: Path) -> ModelSpec:
             hidden = int(init.dims[0])
     if hidden is None:
         raise GrownError(f"{path}: cannot find the update MLP (w1.weight) to size baseline (a)")
-    credit = meta.get("grown.target", "")
-    fname = credit.split(" — ")[0].strip()
-    target = targets_dir / fname
-    if not fname or not target.is_file():
-        raise MissingInput(f"target of {path.name} not found: {target} (from grown.target {credit!r})")
-    return ModelSpec(path.stem, path, meta, channels, hidden, target)
+    return ModelSpec(path.stem, path, meta, channels, hidden, target_recording(meta, targets_dir, path.name))
 
 
 def grow_onnx(spec: ModelSpec, seeds: list[int], frames: int, threads: int = 1) -> list:

@@ -196,6 +196,18 @@ def stamp(model, meta: dict[str, str], doc: str) -> None:
     onnx.checker.check_model(model)
 
 
+def target_recording(meta: dict[str, str], targets_dir: Path, model_name: str) -> Path:
+    """The recording a model was trained on: ``grown.target``'s file name (before " — ") in ``targets_dir``."""
+    from grown_train.errors import MissingInput
+
+    credit = meta.get("grown.target", "")
+    fname = credit.split(" — ")[0].strip()
+    target = Path(targets_dir) / fname
+    if not fname or not target.is_file():
+        raise MissingInput(f"target of {model_name} not found: {target} (from grown.target {credit!r})")
+    return target
+
+
 def read_metadata(source) -> dict[str, str]:
     """``metadata_props`` of an ONNX file (a path, or a model already loaded) as a dict."""
     import onnx

@@ -24,7 +24,6 @@ same vocoder: the best any mel model can sound through it).
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import tempfile
@@ -315,6 +314,3 @@ def level_calibration_db(rendered: np.ndarray, reference: np.ndarray) -> float:
     """dB to add to a model so its render reaches the recording's loudest excerpt."""
     return rms_db(reference) - rms_db(rendered)
 
-
-def to_json(obj) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True)

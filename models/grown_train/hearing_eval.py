@@ -106,14 +106,10 @@ def hear_model(name: str, target_path: Path, candidates: list[Candidate], binary
 def hear_onnx(path: Path, targets_dir: Path, binary: Path, png_dir: Path | None = None,
               baseline: Path | None = None) -> Heard:
     """Hear one model file (and baseline (a) for the same recording, when given) against its recording."""
-    from grown_train.errors import MissingInput
-    from grown_train.export import read_metadata
+    from grown_train.export import read_metadata, target_recording
 
     meta = read_metadata(path)
-    credit = meta.get("grown.target", "")
-    target = Path(targets_dir) / credit.split(" — ")[0].strip()
-    if not credit or not target.is_file():
-        raise MissingInput(f"target of {path.name} not found: {target} (from grown.target {credit!r})")
+    target = target_recording(meta, targets_dir, path.name)
     candidates = [Candidate("shipped", path, int(meta["grown.growth_steps"]))]
     if baseline is not None:
         candidates.append(Candidate("notebook (a)", baseline, int(read_metadata(baseline)["grown.growth_steps"])))

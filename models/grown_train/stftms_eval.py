@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grown_train.export import read_metadata
+from grown_train.export import read_metadata, target_recording
 from grown_train.grow import grow_onnx
 from grown_train.stftms import DEFAULT_STFT, REPRESENTATION, decode, encode, load_stereo, to_mid_side
 
@@ -36,8 +36,9 @@ def evaluate_stereo(paths: list[Path], targets_dir: Path, seeds: int = 3, frames
     ]
     for path in paths:
         meta = read_metadata(path)
-        fname = meta.get("grown.target", "").split(" — ")[0].strip()
-        audio = load_stereo(Path(targets_dir) / fname, DEFAULT_STFT.sample_rate)
+        target = target_recording(meta, Path(targets_dir), path.name)
+        fname = target.name
+        audio = load_stereo(target, DEFAULT_STFT.sample_rate)
         ref = audio[:, : 10 * DEFAULT_STFT.sample_rate]
         ref = ref[:, : ref.shape[1] - ref.shape[1] % DEFAULT_STFT.hop]
         back = decode(encode(torch.from_numpy(ref))).numpy()
