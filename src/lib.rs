@@ -9,6 +9,7 @@ pub mod engine;
 pub mod grow;
 pub mod onnx;
 pub mod params;
+pub mod picture;
 pub mod play;
 pub mod render;
 /// Counter-based random numbers (its own crate, so the test models share it).

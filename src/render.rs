@@ -287,33 +287,6 @@ pub fn write_wav(path: &Path, r: &Rendered) -> Result<(), RenderError> {
     w.finalize().map_err(io)
 }
 
-/// Magma-like colour for t in 0..1: dark purple through red to pale yellow, so quiet
-/// cells stay dark and loud partials stand out.
-pub fn magma(t: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 6] = [
-        [0.001, 0.000, 0.014],
-        [0.232, 0.059, 0.437],
-        [0.550, 0.161, 0.506],
-        [0.868, 0.288, 0.409],
-        [0.992, 0.624, 0.427],
-        [0.987, 0.991, 0.750],
-    ];
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let x = t * (STOPS.len() - 1) as f32;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
-    let f = x - i as f32;
-    let mut out = [0u8; 3];
-    for c in 0..3 {
-        let v = STOPS[i][c] + (STOPS[i + 1][c] - STOPS[i][c]) * f;
-        out[c] = (v * 255.0).round() as u8;
-    }
-    out
-}
-
 /// The error for a picture that cannot be written to `path`.
 fn png_error(path: &Path, e: impl std::fmt::Display) -> RenderError {
     RenderError::Io(format!("cannot write {}: {e}", path.display()))
@@ -333,7 +306,8 @@ fn write_rgb_png(path: &Path, w: usize, h: usize, pixels: &[u8]) -> Result<(), R
 }
 
 /// Writes the spectrogram as a PNG (low frequencies at the bottom), scaled so that
-/// each frame and mel bin covers whole pixels.
+/// each frame and mel bin covers whole pixels, in the editor's colours and level
+/// mapping ([`crate::picture`]).
 pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
     if s.frames == 0 || s.n_mels == 0 {
         return Err(png_error(path, "empty spectrogram"));
@@ -341,14 +315,13 @@ pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
     let sx = (768 / s.frames).clamp(1, 8);
     let sy = 4usize;
     let (w, h) = (s.frames * sx, s.n_mels * sy);
-    // ln(1e-5) is the front end's floor; 2.5 is above any real log-mel peak.
-    let (lo, hi) = ((1e-5f32).ln(), 2.5f32);
+    let max = crate::picture::loudest(s);
     let mut pixels = vec![0u8; w * h * 3];
     for y in 0..h {
         let mel = s.n_mels - 1 - y / sy;
         for x in 0..w {
-            let v = (s.at(mel, x / sx) - lo) / (hi - lo);
-            pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&magma(v));
+            let c = crate::picture::level_colour(s.at(mel, x / sx), max);
+            pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
         }
     }
     write_rgb_png(path, w, h, &pixels)
@@ -379,6 +352,34 @@ pub fn write_stft_ms_png(path: &Path, g: &StftMsGrid) -> Result<(), RenderError>
 mod tests {
     use super::*;
 
+    /// The saved picture has the editor's colours, cell for cell.
+    #[test]
+    fn png_shows_what_the_editor_shows() {
+        let mut spec = Spectrogram::new(3, 4);
+        spec.data = (0..12).map(|i| -12.0 + i as f32).collect();
+        let path = std::env::temp_dir().join(format!("grown-png-{}.png", std::process::id()));
+        write_png(&path, &spec).unwrap();
+        let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        let mut reader = png::Decoder::new(file).read_info().unwrap();
+        let mut buf = vec![0u8; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        std::fs::remove_file(&path).ok();
+        let mut editor = Vec::new();
+        crate::editor::spectrogram::to_pixels(&spec, &mut editor);
+        let (w, sx, sy) = (
+            info.width as usize,
+            info.width as usize / 4,
+            info.height as usize / 3,
+        );
+        for row in 0..3 {
+            for col in 0..4 {
+                let at = (row * sy * w + col * sx) * 3;
+                let e = editor[row * 4 + col];
+                assert_eq!(&buf[at..at + 3], &[e.r(), e.g(), e.b()], "cell {row},{col}");
+            }
+        }
+    }
+
     #[test]
     fn parses_notes_and_rejects_bad_ones() {
         let n = parse_notes("60@0.0+1.5, 67@0.5+1.0*0.5").unwrap();
@@ -391,14 +392,5 @@ mod tests {
         ] {
             assert!(parse_notes(bad).is_err(), "{bad} should fail");
         }
-    }
-
-    #[test]
-    fn magma_runs_dark_to_light() {
-        let a = magma(0.0);
-        let b = magma(1.0);
-        assert!(a.iter().map(|&v| v as u32).sum::<u32>() < 20);
-        assert!(b.iter().map(|&v| v as u32).sum::<u32>() > 600);
-        assert_eq!(magma(f32::NAN), magma(0.0));
     }
 }

@@ -327,6 +327,52 @@ fn notes_sound_sample_accurately_and_release_to_silence() {
     );
 }
 
+/// Voices that end within one sub-block end in time order, not slot order:
+/// eight notes released in reverse slot order, a sample apart, end in the same
+/// few samples (the host asserts every block's output events are in time
+/// order), and each sends exactly one note end.
+#[test]
+fn note_ends_of_many_voices_go_out_in_time_order() {
+    let _serial = serial();
+    let library = release_library();
+    let mut plugin = sounding_instance(&library, 48_000.0, 512, &[]);
+    let release_s = param_seconds(&mut plugin, "Release");
+    plugin.render_silence(plugin.seconds(release_s + 0.5));
+    let keys: Vec<u8> = (0..8).map(|i| ROOT + 2 * i).collect();
+    let on = 100;
+    let off = on + plugin.seconds(0.3);
+    let mut events: Vec<Ev> = keys.iter().map(|&k| Ev::on(on, k)).collect();
+    // Slot 7 is released first, slot 0 last.
+    events.extend(
+        keys.iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &k)| Ev::off(off + i, k)),
+    );
+    let total = off + plugin.seconds(release_s + 0.3);
+    let out = plugin.render(total, &events, Blocks::Fixed(512));
+    assert_finite(&out, "eight notes");
+    assert_eq!(
+        out.events_out.len(),
+        keys.len(),
+        "one note end per voice, at {:?}",
+        out.events_out
+    );
+    assert!(out.events_out.iter().all(|&t| t >= off));
+    // And with a chord stolen by a lowered polyphony mid-release.
+    let mut events: Vec<Ev> = keys.iter().map(|&k| Ev::on(on, k)).collect();
+    let poly = plugin.param("Polyphony").id;
+    events.push(Ev::param(off, poly, 2.0));
+    events.extend(
+        keys.iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &k)| Ev::off(off + 1 + i, k)),
+    );
+    let out = plugin.render(total, &events, Blocks::Cycle(&[512, 7, 300]));
+    assert_eq!(out.events_out.len(), keys.len(), "{:?}", out.events_out);
+}
+
 #[test]
 fn every_sample_rate_and_block_size_plays_the_same_sound() {
     let _serial = serial();

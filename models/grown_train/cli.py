@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=_positive(int), default=d.max_steps, help="longest rollout; also grown.growth_steps (%(default)s)")
     t.add_argument("--fire-rate", type=_positive(float), default=d.fire_rate, help="(%(default)s)")
     t.add_argument("--seed-std", type=_positive(float), default=d.seed_std, help="seed state std (%(default)s)")
+    t.add_argument(
+        "--seed-kind", choices=("noise", "excerpt"), default=d.seed_kind,
+        help="grow from noise, or from a passage of the recording carried in the model (%(default)s)",
+    )
     t.add_argument("--pool-size", type=_positive(int), default=d.pool_size, help="(%(default)s)")
     t.add_argument("--damage-prob", type=float, default=d.damage_prob, help="(%(default)s)")
     for name in ("gram", "acf", "diversity", "l1", "sot", "marginal", "overflow"):
@@ -121,7 +125,7 @@ def _train(args) -> int:
         perception=args.perception, seed=args.seed, checkpoint_dir=args.checkpoint_dir,
         preview_every=args.preview_every, checkpoint_every=args.checkpoint_every,
         lr=args.lr, lr_final=args.lr_final, min_steps=args.min_steps, max_steps=args.max_steps,
-        fire_rate=args.fire_rate, seed_std=args.seed_std, pool_size=args.pool_size,
+        fire_rate=args.fire_rate, seed_std=args.seed_std, seed_kind=args.seed_kind, pool_size=args.pool_size,
         damage_prob=args.damage_prob, weights=weights, acf_min_s=args.acf_min_s, credit=args.credit, license=args.license,
         fresh=args.fresh, init_from=args.init_from, grad_checkpoint=args.grad_checkpoint, preview=args.preview, quiet=args.quiet,
         time_budget=args.time_budget, threads=args.threads, device=args.device,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grown_train import CONTRACT_VERSION
+from grown_train import CONTRACT_VERSION, EXCERPT_CONTRACT_VERSION
 from grown_train.io import atomic_write
 from grown_train.mel import DEFAULT_MEL, MelConfig
 from grown_train.nca import NCA
@@ -68,12 +68,16 @@ class ModelInfo:
     spec_channel: int = 0
     #: Mel front end the spectrogram channel is expressed in.
     mel: MelConfig = DEFAULT_MEL
+    #: ``grown.seed_bank`` (:func:`grown_train.excerpt.encode_bank`) of a model whose seed is
+    #: a passage of its recording; None for a model grown from noise.
+    seed_bank: str | None = None
 
 
 def metadata(nca: NCA, info: ModelInfo) -> dict[str, str]:
     """The ``metadata_props`` dict (all values strings) for ``nca``."""
-    return {
-        "grown.contract": str(CONTRACT_VERSION),
+    excerpt = info.seed_bank is not None
+    meta = {
+        "grown.contract": str(EXCERPT_CONTRACT_VERSION if excerpt else CONTRACT_VERSION),
         "grown.kind": "nca",
         "grown.representation": "mel",
         "grown.channels": str(nca.cfg.channels),
@@ -84,7 +88,7 @@ def metadata(nca: NCA, info: ModelInfo) -> dict[str, str]:
         "grown.growth_steps": str(int(info.growth_steps)),
         "grown.fire_rate": repr(float(info.fire_rate)),
         "grown.seed_state": json.dumps(
-            {"kind": "normal", "std": float(info.seed_std)}, separators=(",", ":")
+            {"kind": "excerpt" if excerpt else "normal", "std": float(info.seed_std)}, separators=(",", ":")
         ),
         "grown.train_frames": str(int(info.train_frames)),
         "grown.perception": ",".join(nca.kernels),
@@ -92,6 +96,9 @@ def metadata(nca: NCA, info: ModelInfo) -> dict[str, str]:
         "grown.target": info.target,
         "grown.license": info.license,
     }
+    if excerpt:
+        meta["grown.seed_bank"] = info.seed_bank
+    return meta
 
 
 #: The update MLP's input channels are padded to a multiple of this: ONNX

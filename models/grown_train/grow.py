@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.utils.checkpoint
 
+from grown_train.excerpt import decode_bank, excerpt_states
 from grown_train.nca import NCA, fire_mask, seed_states, step
 
 #: Added to a seed to key its fire-mask generator. The seed state and the masks are
@@ -54,7 +55,19 @@ def rollout(
     return x
 
 
-def grow(nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float) -> torch.Tensor:
+def seed_batch(
+    seeds: list[int], channels: int, rows: int, frames: int, std: float, bank: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Seed states ``[S, C, rows, frames]``: noise, or with ``bank`` a passage of it plus noise."""
+    if bank is None:
+        return seed_states(seeds, channels, rows, frames, std)
+    return excerpt_states(bank, seeds, channels, frames, std)[0]
+
+
+def grow(
+    nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float,
+    bank: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Grow all ``seeds`` as one batch for ``steps`` steps (no gradient); states ``[S, C, rows, frames]``.
 
     One mask stream, keyed by the first seed, serves the whole batch: one rollout for
@@ -62,13 +75,23 @@ def grow(nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, 
     :func:`grow_each` (and the plugin) grows it.
     """
     with torch.no_grad():
-        x = seed_states(seeds, nca.cfg.channels, nca.cfg.n_mels, frames, std)
+        x = seed_batch(seeds, nca.cfg.channels, nca.cfg.n_mels, frames, std, bank)
         return rollout(nca, x, steps, fire_rate, mask_generator(seeds[0]))
 
 
-def grow_each(nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float) -> torch.Tensor:
+def grow_each(
+    nca: NCA, seeds: list[int], frames: int, steps: int, fire_rate: float, std: float,
+    bank: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Grow every seed on its own, with its own masks, as the plugin does; states ``[S, C, rows, frames]``."""
-    return torch.cat([grow(nca, [s], frames, steps, fire_rate, std) for s in seeds])
+    return torch.cat([grow(nca, [s], frames, steps, fire_rate, std, bank) for s in seeds])
+
+
+def seed_bank(meta: dict[str, str]) -> torch.Tensor | None:
+    """The bank of an excerpt-seeded model from its metadata (None for a noise seed)."""
+    if "grown.seed_bank" not in meta:
+        return None
+    return decode_bank(meta["grown.seed_bank"], grid_rows(meta))
 
 
 def grid_rows(meta: dict[str, str]) -> int:
@@ -95,6 +118,7 @@ def grow_onnx(
     steps, unroll = int(m["grown.growth_steps"]), int(m.get("grown.unroll", "1"))
     fire = float(m["grown.fire_rate"])
     std = float(json.loads(m["grown.seed_state"])["std"])
+    bank = seed_bank(m)
     opts = None
     if threads is not None:
         opts = ort.SessionOptions()
@@ -103,7 +127,7 @@ def grow_onnx(
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     out = []
     for s in seeds:
-        x = seed_states([s], channels, rows, frames, std).numpy()
+        x = seed_batch([s], channels, rows, frames, std, bank).numpy()
         g = mask_generator(s)
         # An unrolled file applies ``unroll`` steps per call and takes one mask per step.
         for _ in range(math.ceil(steps / unroll)):

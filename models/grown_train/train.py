@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from grown_train.errors import BadOption, CheckpointMismatch, Diverged, TooShort, Unwritable
+from grown_train.excerpt import choose_bank, encode_bank, excerpt_states, restore_loss
 from grown_train.export import ModelInfo, export_onnx
 from grown_train.grow import grow, rollout
 from grown_train.io import atomic_write, check_writable, load_audio
@@ -38,13 +39,13 @@ class TrainConfig:
     #: Training iterations (optimizer steps).
     iters: int = 400
     #: Width of the training grid in frames (86 frames = 1 s).
-    frames: int = 96
+    frames: int = 128
     #: NCA state channels.
     channels: int = 16
     #: Hidden width of the update MLP.
-    hidden: int = 96
+    hidden: int = 64
     #: Items per optimizer step, each from the pool.
-    batch: int = 4
+    batch: int = 3
     #: Perception kernels (comma-separated).
     perception: str = "id,sobel_x,sobel_y,lap,time9,freq9"
     #: Seeds the model init, the pool and all training randomness.
@@ -60,15 +61,21 @@ class TrainConfig:
     #: Final learning rate as a fraction of ``lr``.
     lr_final: float = 0.1
     #: Shortest rollout in NCA steps (random lengths teach the rule to hold a texture, not hit a step count).
-    min_steps: int = 48
+    min_steps: int = 24
     #: Longest rollout; also the recommended ``grown.growth_steps``.
-    max_steps: int = 96
+    max_steps: int = 48
     #: Probability a cell updates in a step.
     fire_rate: float = 0.5
     #: Standard deviation of the N(0, std^2) seed state (``grown.seed_state``).
     seed_std: float = 0.1
+    #: ``excerpt`` (default): carry the recording's loudest seconds in the model, seed from a
+    #: passage of them plus that noise, and learn to regrow the passage (see
+    #: :mod:`grown_train.excerpt`): on strings, trumpet and robin it is what sounds like the
+    #: recording. ``noise``: grow from N(0, std^2) to the recording's texture statistics
+    #: (right for synthetic textures; on real recordings it grows a haze).
+    seed_kind: str = "excerpt"
     #: States kept in the sample pool.
-    pool_size: int = 128
+    pool_size: int = 96
     #: Fresh seed states injected per batch (replacing the worst items).
     fresh_per_batch: int = 1
     #: Probability per batch that one item gets a region erased to regrow.
@@ -116,6 +123,7 @@ class TrainConfig:
             "batch": self.batch,
             "pool_size": self.pool_size,
             "seed_std": self.seed_std,
+            "seed_kind": self.seed_kind,
             "spec_scale": self.spec_scale,
             "spec_offset": self.spec_offset,
             "target": str(Path(self.target).resolve()),
@@ -202,8 +210,8 @@ def _save_checkpoint(path: Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def _previews(cfg, nca, target, run_stem, history, it, steps):
-    grown = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, steps, cfg.fire_rate, cfg.seed_std)
+def _previews(cfg, nca, target, run_stem, history, it, steps, bank):
+    grown = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, steps, cfg.fire_rate, cfg.seed_std, bank)
     to_ln = lambda s: (s * cfg.spec_scale + cfg.spec_offset).numpy()  # noqa: E731
     crop = _loudest_crop(target, cfg.frames)
     save_spectrograms(
@@ -244,6 +252,8 @@ def train(cfg: TrainConfig) -> dict:
         raise BadOption(f"--frames must be at least {MIN_FRAMES}, got {cfg.frames}")
     if cfg.min_steps < 1 or cfg.max_steps < cfg.min_steps:
         raise BadOption(f"need --min-steps ({cfg.min_steps}) <= --max-steps ({cfg.max_steps})")
+    if cfg.seed_kind not in ("noise", "excerpt"):
+        raise BadOption(f"--seed-kind must be noise or excerpt, not {cfg.seed_kind!r}")
     # Validate the target before creating anything, so bad input leaves no trace.
     target = target_spectrogram(cfg)
     ckpt_dir = Path(cfg.checkpoint_dir)
@@ -259,14 +269,29 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
+    # The bank goes into the file as float16; training sees exactly what the plugin will.
+    bank = choose_bank(target).half().float() if cfg.seed_kind == "excerpt" else None
     loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights, cfg.acf_min_s)
     nca.to(device)
     loss_fn.to(device)
     opt, sched = optimizer(nca, cfg.lr, cfg.lr_final, cfg.iters)
+
+    def fresh_states(first: int, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Seed states ``first..first+n`` and, for excerpt seeds, the passages they must regrow."""
+        seeds = list(range(first, first + n))
+        if bank is None:
+            return seed_states(seeds, cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std).to(device), None
+        states, clean = excerpt_states(bank, seeds, cfg.channels, cfg.frames, cfg.seed_std)
+        return states.to(device), clean.to(device)
+
+    def losses(x: torch.Tensor, clean: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Per-item loss terms: texture statistics, or for excerpt seeds the passage back."""
+        if clean is None:
+            return loss_fn(x[:, 0], x)
+        return {"total": restore_loss(x, clean)}
+
     next_seed = cfg.seed * 1_000_003 + 1
-    pool = seed_states(
-        list(range(next_seed, next_seed + cfg.pool_size)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
-    ).to(device)
+    pool, pool_clean = fresh_states(next_seed, cfg.pool_size)
     next_seed += cfg.pool_size
     history: list[dict[str, float]] = []
     start = 0
@@ -284,6 +309,8 @@ def train(cfg: TrainConfig) -> dict:
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         pool, history, start, next_seed = ck["pool"].to(device), ck["history"], ck["iter"], ck["next_seed"]
+        if bank is not None:
+            pool_clean = ck["pool_clean"].to(device)
         lineage = ck.get("lineage", [])
         torch.set_rng_state(ck["torch_rng"])
         gen.set_state(ck["gen_rng"])
@@ -304,6 +331,7 @@ def train(cfg: TrainConfig) -> dict:
             "opt": opt.state_dict(),
             "sched": sched.state_dict(),
             "pool": pool.cpu(),
+            "pool_clean": None if pool_clean is None else pool_clean.cpu(),
             "history": history,
             "iter": it,
             "next_seed": next_seed,
@@ -334,23 +362,25 @@ def train(cfg: TrainConfig) -> dict:
             break
         idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch].to(device)
         x = pool[idx].clone()
+        clean = None if pool_clean is None else pool_clean[idx].clone()
         with torch.no_grad():
-            ranks = loss_fn(x[:, 0], x)["total"].argsort(descending=True)
+            ranks = losses(x, clean)["total"].argsort(descending=True)
         n_fresh = min(cfg.fresh_per_batch, cfg.batch)
         if n_fresh:
             worst = ranks[:n_fresh]
-            x[worst] = seed_states(
-                list(range(next_seed, next_seed + n_fresh)), cfg.channels, DEFAULT_MEL.n_mels, cfg.frames, cfg.seed_std
-            ).to(device)
+            x[worst], fresh_clean = fresh_states(next_seed, n_fresh)
+            if clean is not None:
+                clean[worst] = fresh_clean
             next_seed += n_fresh
             # Keep fresh seeds out of the damage slot (the last one) by sorting them first.
             order = torch.cat([worst, ranks[n_fresh:]])
             x, idx = x[order], idx[order]
+            clean = None if clean is None else clean[order]
         if cfg.batch > n_fresh and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
             _damage(x, cfg.seed_std, gen)
         steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
         x = rollout(nca, x, steps, cfg.fire_rate, gen, cfg.grad_checkpoint)
-        terms = loss_fn(x[:, 0], x)
+        terms = losses(x, clean)
         loss = terms["total"].mean()
         if not torch.isfinite(loss):
             bar.close()
@@ -360,6 +390,8 @@ def train(cfg: TrainConfig) -> dict:
             )
         descend(nca, loss, opt, sched)
         pool[idx] = x.detach()
+        if clean is not None:
+            pool_clean[idx] = clean
         row = {"iter": it + 1, **{k: float(v.detach().mean()) for k, v in terms.items()}}
         history.append(row)
         bar.set_postfix(loss=f"{row['total']:.4f}", steps=steps, refresh=False)
@@ -367,7 +399,7 @@ def train(cfg: TrainConfig) -> dict:
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iters:
             _save_checkpoint(ckpt_path, payload(done))
         if cfg.preview_every and done % cfg.preview_every == 0:
-            _previews(cfg, nca, target, run_stem, history, done, cfg.max_steps)
+            _previews(cfg, nca, target, run_stem, history, done, cfg.max_steps, bank)
     bar.close()
 
     nca.eval()
@@ -375,7 +407,7 @@ def train(cfg: TrainConfig) -> dict:
     nca.cpu()
     loss_fn.cpu()
     # Final state: grown from fresh seeds, exactly as the plugin will grow it.
-    final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std)
+    final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std, bank)
     if not torch.isfinite(final).all():
         raise Diverged("training diverged: growing from a fresh seed gives NaN/inf; no model written")
     final_terms = {k: float(v.mean()) for k, v in loss_fn(final[:, 0], final).items()}
@@ -389,6 +421,7 @@ def train(cfg: TrainConfig) -> dict:
         train_frames=cfg.frames,
         target=credit,
         license=cfg.license,
+        seed_bank=None if bank is None else encode_bank(bank),
     )
     _save_checkpoint(ckpt_path, payload(done))
     export_onnx(nca, out, info)

@@ -1,86 +1,121 @@
 //! `grown`: the offline command line. Same engine, vocoder and voices as the plugin.
-//!
-//! grown render [--model M] [--seed S] [--growth N] [--length SEC] [--root KEY]
-//!              [--sample-rate HZ] --notes "60@0.0+1.5,67@0.5+1.0" --out out.wav [--png out.png]
-//! grown info [model.onnx]
-//! grown vocode --audio in.wav --out out.wav
-//! grown soak [--seconds S] [--drift STEPS_PER_S] [--model M] [--seed S] [--bound on|off]
+//! `grown --help` and `grown COMMAND --help` describe every command and option.
 
+use clap::{Parser, Subcommand, ValueEnum};
 use grown::grow::model::NcaModel;
 use grown::render::{self, RenderRequest};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: grown render [--model M.onnx] [--seed S] [--growth N] [--length SEC] \
-[--root KEY] [--sample-rate HZ] --notes \"60@0.0+1.5,67@0.5+1.0\" --out out.wav [--png out.png]\n       grown info [model.onnx]\n       grown vocode --audio in.wav --out out.wav\n       grown soak [--seconds S] [--drift STEPS_PER_S] [--model M.onnx] [--seed S] [--bound on|off]";
+/// Grown's command line: render notes, inspect models, vocode audio, soak-test the engine.
+#[derive(Parser)]
+#[command(name = "grown", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Grow a model's sound and play notes on it into a WAV file (and a spectrogram PNG).
+    Render(RenderArgs),
+    /// Print a model's metadata (the embedded default when no file is given).
+    Info {
+        /// Model file (.onnx); the embedded default when omitted.
+        model: Option<PathBuf>,
+    },
+    /// Pass a recording's mel spectrogram through the built-in inverter: what a
+    /// perfect mel model would sound like through this vocoder.
+    Vocode {
+        /// Input WAV at the mel front end's rate (22050 Hz).
+        #[arg(long, value_name = "IN.wav")]
+        audio: PathBuf,
+        /// Output WAV.
+        #[arg(long, value_name = "OUT.wav")]
+        out: PathBuf,
+    },
+    /// Run the engine and voices for a long time and check level, range, timing and memory.
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Model file (.onnx); the embedded default when omitted.
+    #[arg(long, value_name = "M.onnx")]
+    model: Option<PathBuf>,
+    /// Seed of the grown sound.
+    #[arg(long, default_value_t = 1)]
+    seed: u32,
+    /// NCA steps to grow (default: the model's `grown.growth_steps`).
+    #[arg(long, value_name = "N")]
+    growth: Option<u32>,
+    /// Length of the grown loop in seconds (0.05 to 60).
+    #[arg(long, value_name = "SEC")]
+    length: Option<f32>,
+    /// MIDI note that plays the sound at its own pitch.
+    #[arg(long, value_name = "KEY", default_value_t = 60)]
+    root: u8,
+    /// Output sample rate in Hz (8000 to 384000).
+    #[arg(long, value_name = "HZ")]
+    sample_rate: Option<f32>,
+    /// Notes as KEY@START+DURATION in seconds, comma-separated.
+    #[arg(long, value_name = "60@0.0+1.5,67@0.5+1.0")]
+    notes: String,
+    /// Output WAV.
+    #[arg(long, value_name = "out.wav")]
+    out: PathBuf,
+    /// Also write the grown spectrogram as a PNG.
+    #[arg(long, value_name = "out.png")]
+    png: Option<PathBuf>,
+}
+
+/// Whether the soak keeps stepping inside the model's trained range.
+#[derive(Clone, Copy, ValueEnum)]
+enum Bound {
+    On,
+    Off,
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Seconds of audio to run (at most a day).
+    #[arg(long, value_name = "S")]
+    seconds: Option<f64>,
+    /// Growth steps per second while playing (0 to 64).
+    #[arg(long, value_name = "STEPS_PER_S")]
+    drift: Option<f32>,
+    /// Model file (.onnx); the embedded default when omitted.
+    #[arg(long, value_name = "M.onnx")]
+    model: Option<PathBuf>,
+    /// Seed of the grown sound.
+    #[arg(long)]
+    seed: Option<u32>,
+    /// Confine growth past the model's training to its trained range.
+    #[arg(long, value_enum, default_value = "on")]
+    bound: Bound,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and succeed; a bad option is one line and exit 2.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Render(args) => render_cmd(args),
+        Command::Info { model } => info_cmd(model),
+        Command::Vocode { audio, out } => vocode_cmd(&audio, &out),
+        Command::Soak(args) => soak_cmd(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("grown: {message}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn run(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("render") => render_cmd(&parse_flags(&args[1..])?),
-        Some("info") => info_cmd(args.get(1).map(PathBuf::from)),
-        Some("vocode") => vocode_cmd(&parse_flags(&args[1..])?),
-        Some("soak") => soak_cmd(&parse_flags(&args[1..])?),
-        Some("--help" | "-h" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(format!("unknown or missing command\n{USAGE}")),
-    }
-}
-
-fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
-    const KNOWN: &[&str] = &[
-        "model",
-        "seed",
-        "growth",
-        "length",
-        "root",
-        "sample-rate",
-        "notes",
-        "out",
-        "png",
-        "seconds",
-        "drift",
-        "bound",
-        "audio",
-    ];
-    let mut flags = HashMap::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument '{arg}'"))?;
-        if !KNOWN.contains(&name) {
-            return Err(format!("unknown option --{name}"));
-        }
-        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-        flags.insert(name.to_owned(), value.clone());
-    }
-    Ok(flags)
-}
-
-fn number<T: std::str::FromStr>(
-    flags: &HashMap<String, String>,
-    name: &str,
-    default: T,
-) -> Result<T, String> {
-    match flags.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| format!("--{name} '{v}' is not a valid number")),
     }
 }
 
@@ -91,31 +126,22 @@ fn load_model(path: Option<&Path>) -> Result<NcaModel, String> {
     }
 }
 
-fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
-    let out = flags
-        .get("out")
-        .map(PathBuf::from)
-        .ok_or("render needs --out FILE.wav")?;
-    let notes = render::parse_notes(flags.get("notes").ok_or("render needs --notes")?)
-        .map_err(|e| e.to_string())?;
-    let model_path = flags.get("model").map(PathBuf::from);
-    let model = load_model(model_path.as_deref())?;
-    let growth_default = model.info.growth_steps;
-
-    let mut req = RenderRequest::new(
-        number(flags, "seed", 1u32)?,
-        number(flags, "growth", growth_default)?,
-        notes,
-    );
-    req.length_s = number(flags, "length", req.length_s)?;
-    req.voice.root_note = number(flags, "root", 60u8)? as f32;
-    req.sample_rate = number(flags, "sample-rate", req.sample_rate)?;
+fn render_cmd(args: RenderArgs) -> Result<(), String> {
+    let out = args.out;
+    let notes = render::parse_notes(&args.notes).map_err(|e| e.to_string())?;
+    // Arguments first: a mistyped option is reported before a model is loaded.
+    let mut req = RenderRequest::new(args.seed, args.growth.unwrap_or(0), notes);
+    req.length_s = args.length.unwrap_or(req.length_s);
+    req.voice.root_note = f32::from(args.root);
+    req.sample_rate = args.sample_rate.unwrap_or(req.sample_rate);
     if !(8000.0..=384_000.0).contains(&req.sample_rate) {
         return Err("--sample-rate must be between 8000 and 384000".into());
     }
     if !(0.05..=60.0).contains(&req.length_s) {
         return Err("--length must be between 0.05 and 60 seconds".into());
     }
+    let model = load_model(args.model.as_deref())?;
+    req.growth = args.growth.unwrap_or(model.info.growth_steps);
     if req.growth > grown::params::MAX_GROWTH as u32 {
         return Err(format!(
             "--growth must be at most {}",
@@ -125,11 +151,11 @@ fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
 
     let rendered = render::render(model, &req).map_err(|e| e.to_string())?;
     render::write_wav(&out, &rendered).map_err(|e| e.to_string())?;
-    if let Some(png) = flags.get("png") {
+    if let Some(png) = &args.png {
         match &rendered.stft_ms {
             // Stereo models: the research's CMYK picture of the four channels.
-            Some(grid) => render::write_stft_ms_png(Path::new(png), grid),
-            None => render::write_png(Path::new(png), &rendered.spectrogram),
+            Some(grid) => render::write_stft_ms_png(png, grid),
+            None => render::write_png(png, &rendered.spectrogram),
         }
         .map_err(|e| e.to_string())?;
     }
@@ -152,11 +178,11 @@ fn render_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
 
 /// The recording's own mel through the built-in inverter: what a perfect mel model
 /// would sound like through this vocoder (the hearing evaluation's ceiling).
-fn vocode_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
+fn vocode_cmd(input: &Path, out: &Path) -> Result<(), String> {
     use grown::vocoder::Vocoder;
-    let input = flags.get("audio").ok_or("vocode needs --audio IN.wav")?;
-    let out = flags.get("out").ok_or("vocode needs --out OUT.wav")?;
-    let mut reader = hound::WavReader::open(input).map_err(|e| format!("{input}: {e}"))?;
+    let (input, out) = (input.display(), out.display());
+    let mut reader =
+        hound::WavReader::open(input.to_string()).map_err(|e| format!("{input}: {e}"))?;
     let spec = reader.spec();
     let cfg = grown::dsp::mel::MelConfig::bigvgan_22k();
     if spec.sample_rate != cfg.sample_rate {
@@ -192,7 +218,8 @@ fn vocode_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    let mut writer = hound::WavWriter::create(out, wav).map_err(|e| format!("{out}: {e}"))?;
+    let mut writer =
+        hound::WavWriter::create(out.to_string(), wav).map_err(|e| format!("{out}: {e}"))?;
     for v in &audio {
         writer.write_sample(*v).map_err(|e| format!("{out}: {e}"))?;
     }
@@ -236,7 +263,13 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     }
     println!("growth steps:    {}", i.growth_steps);
     println!("fire rate:       {}", i.fire_rate);
-    println!("seed state:      normal(0, {}²)", i.seed_std);
+    match &i.seed_bank {
+        Some(bank) => println!(
+            "seed state:      a passage of its {}-frame bank + normal(0, {}²)",
+            bank.frames, i.seed_std
+        ),
+        None => println!("seed state:      normal(0, {}²)", i.seed_std),
+    }
     println!("train frames:    {}", i.train_frames);
     println!("perception:      {}", i.perception);
     println!("target:          {}", i.target);
@@ -257,17 +290,13 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
 /// Memory growth over the second half of a soak above which it counts as a leak.
 const SOAK_LEAK_KIB: i64 = 16 * 1024;
 
-fn soak_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
+fn soak_cmd(args: SoakArgs) -> Result<(), String> {
     let defaults = grown::soak::SoakConfig::default();
     let cfg = grown::soak::SoakConfig {
-        seconds: number(flags, "seconds", defaults.seconds)?,
-        drift: number(flags, "drift", defaults.drift)?,
-        seed: number(flags, "seed", defaults.seed)?,
-        bounded: match flags.get("bound").map(String::as_str) {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(other) => return Err(format!("--bound must be on or off, not '{other}'")),
-        },
+        seconds: args.seconds.unwrap_or(defaults.seconds),
+        drift: args.drift.unwrap_or(defaults.drift),
+        seed: args.seed.unwrap_or(defaults.seed),
+        bounded: matches!(args.bound, Bound::On),
         ..defaults
     };
     if !(cfg.seconds > 0.0 && cfg.seconds <= 24.0 * 3600.0) {
@@ -276,7 +305,7 @@ fn soak_cmd(flags: &HashMap<String, String>) -> Result<(), String> {
     if !(0.0..=64.0).contains(&cfg.drift) {
         return Err("--drift must be between 0 and 64 steps/s".into());
     }
-    let model = load_model(flags.get("model").map(PathBuf::from).as_deref())?;
+    let model = load_model(args.model.as_deref())?;
     println!(
         "soak: {:.0} s of audio at {} Hz / {} samples, drift {} steps/s, seed {}",
         cfg.seconds, cfg.sample_rate, cfg.block, cfg.drift, cfg.seed

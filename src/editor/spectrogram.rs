@@ -8,63 +8,34 @@
 
 use crate::dsp::mel::{hz_to_mel, MelConfig, Spectrogram};
 use crate::grow::{BrushProducer, BrushStroke};
+use crate::picture;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, TextureHandle, Vec2};
 
-/// Control points of a magma-like colour map (dark purple → orange → pale
-/// yellow), evenly spaced; perceptually ordered so level reads as brightness.
-const MAGMA: [[u8; 3]; 9] = [
-    [0, 0, 4],
-    [28, 16, 68],
-    [79, 18, 123],
-    [129, 37, 129],
-    [181, 54, 122],
-    [229, 80, 100],
-    [251, 135, 97],
-    [254, 194, 135],
-    [252, 253, 191],
-];
-
-/// Colour of level `x` in 0..1 (clamped; NaN is the darkest colour).
+/// Colour of level `x` in 0..1: the shared colour map ([`crate::picture::magma`]).
 pub fn magma(x: f32) -> Color32 {
-    let x = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
-    let pos = x * (MAGMA.len() - 1) as f32;
-    let i = (pos.floor() as usize).min(MAGMA.len() - 2);
-    let f = pos - i as f32;
-    let (a, b) = (MAGMA[i], MAGMA[i + 1]);
-    let mix = |k: usize| (a[k] as f32 + (b[k] as f32 - a[k] as f32) * f).round() as u8;
-    Color32::from_rgb(mix(0), mix(1), mix(2))
+    let [r, g, b] = picture::magma(x);
+    Color32::from_rgb(r, g, b)
 }
-
-/// Levels (natural-log mel) shown below the loudest cell: ~95 dB, enough to
-/// see quiet partials without the log floor (ln 1e-5 ≈ -11.5) washing out.
-pub const DYNAMIC_RANGE: f32 = 11.0;
 
 /// Rows of the `stft-ms` picture: enough for its log2 axis to look smooth.
 const STFT_PICTURE_ROWS: usize = 256;
 /// Ink gain of the `stft-ms` picture; the CLI's PNG uses the same.
 const STFT_PICTURE_GAIN: f32 = 0.4;
 
-/// Converts a spectrogram into RGBA texels, highest mel band in the top row.
-/// Levels map from `max - DYNAMIC_RANGE` (black) to the loudest cell (pale),
-/// so a quiet sound is still visible.
+/// Converts a spectrogram into RGBA texels, highest mel band in the top row,
+/// with the level mapping `grown render --png` uses ([`picture::level_colour`]).
 pub fn to_pixels(spec: &Spectrogram, out: &mut Vec<Color32>) {
     out.clear();
     let (rows, cols) = (spec.n_mels, spec.frames);
     if rows == 0 || cols == 0 || spec.data.len() < rows * cols {
         return;
     }
-    let max = spec
-        .data
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max);
-    let max = if max.is_finite() { max } else { 0.0 };
-    let lo = max - DYNAMIC_RANGE;
+    let max = picture::loudest(spec);
     out.reserve(rows * cols);
     for mel in (0..rows).rev() {
-        for v in &spec.data[mel * cols..(mel + 1) * cols] {
-            out.push(magma((v - lo) / DYNAMIC_RANGE));
+        for &v in &spec.data[mel * cols..(mel + 1) * cols] {
+            let [r, g, b] = picture::level_colour(v, max);
+            out.push(Color32::from_rgb(r, g, b));
         }
     }
 }
@@ -362,21 +333,6 @@ impl Default for SpectrogramView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn magma_runs_dark_to_bright_and_survives_nan() {
-        let lum = |c: Color32| c.r() as u32 + c.g() as u32 + c.b() as u32;
-        assert_eq!(magma(0.0), Color32::from_rgb(0, 0, 4));
-        assert_eq!(magma(1.0), Color32::from_rgb(252, 253, 191));
-        assert_eq!(magma(f32::NAN), magma(0.0));
-        assert_eq!(magma(7.0), magma(1.0));
-        let mut prev = 0;
-        for i in 0..=20 {
-            let l = lum(magma(i as f32 / 20.0));
-            assert!(l >= prev, "brightness must grow with level at {i}");
-            prev = l;
-        }
-    }
 
     #[test]
     fn pixels_put_high_bands_on_top_and_scale_to_the_loudest_cell() {

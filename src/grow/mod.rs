@@ -1,6 +1,7 @@
 //! Growing a sound: the automaton and its model, and the [`Grower`] that
 //! steps it deterministically to a target with checkpoints and brush damage.
 
+pub mod bank;
 pub mod brush;
 pub mod grower;
 pub mod model;

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
@@ -19,10 +20,16 @@ use crate::dsp::mel::MelConfig;
 use crate::dsp::stft_ms::{
     StftMsConfig, REPRESENTATION as STFT_MS, VISIBLE_CHANNELS as STFT_VISIBLE,
 };
+use crate::grow::bank::SeedBank;
 use crate::onnx::runtime::{self, SessionProvider};
 
-/// The contract version this build understands.
-pub const CONTRACT_VERSION: u32 = 1;
+/// The newest contract version this build understands. Version 2 adds the
+/// excerpt seed (`grown.seed_state` kind `excerpt` with `grown.seed_bank`);
+/// version-1 files load and play as they always did.
+pub const CONTRACT_VERSION: u32 = 2;
+
+/// The first contract version with excerpt seeds.
+pub const EXCERPT_CONTRACT_VERSION: u32 = 2;
 
 /// The model that ships inside the binary, so the instrument makes sound
 /// without any file next to it.
@@ -63,8 +70,13 @@ pub struct ModelInfo {
     pub growth_steps: u32,
     /// `grown.fire_rate`: the default per-cell update probability.
     pub fire_rate: f32,
-    /// Standard deviation of the seed state (`grown.seed_state` `{"kind":"normal","std":s}`).
+    /// Standard deviation of the seed noise (`grown.seed_state` `{"kind":…,"std":s}`).
     pub seed_std: f32,
+    /// `grown.seed_bank` of an excerpt-seeded model (`grown.seed_state` kind
+    /// `excerpt`, contract 2): the seed state is a passage of it plus the seed
+    /// noise. None: the seed state is the noise alone (kind `normal`). Shared,
+    /// because model info is cloned for display and the bank can be large.
+    pub seed_bank: Option<Arc<SeedBank>>,
     /// `grown.train_frames`: the length the model was trained at (a sensible default length).
     pub train_frames: usize,
     /// `grown.perception`: informational, shown in the model details.
@@ -313,7 +325,7 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
             "`grown.fire_rate` = {fire_rate} must be in (0, 1]"
         )));
     }
-    let seed_std = parse_seed_state(required(map, "grown.seed_state")?)?;
+    let (seed_std, excerpt) = parse_seed_state(required(map, "grown.seed_state")?)?;
     let train_frames: usize = number(map, "grown.train_frames")?;
     if train_frames == 0 {
         return Err(ModelError::Contract(
@@ -339,6 +351,23 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
             "`grown.level_db` = {level_db} must be finite and within ±{MAX_LEVEL_DB} dB"
         )));
     }
+    let seed_bank = if excerpt {
+        if contract < EXCERPT_CONTRACT_VERSION {
+            return Err(ModelError::Contract(format!(
+                "`grown.seed_state` kind `excerpt` needs `grown.contract` ≥ {EXCERPT_CONTRACT_VERSION} (the file says {contract})"
+            )));
+        }
+        if stft.is_some() {
+            return Err(ModelError::Contract(
+                "`grown.seed_state` kind `excerpt` is for `mel` models only".into(),
+            ));
+        }
+        let bank = SeedBank::from_json(required(map, "grown.seed_bank")?, mel.n_mels)
+            .map_err(|e| ModelError::Contract(format!("`grown.seed_bank`: {e}")))?;
+        Some(Arc::new(bank))
+    } else {
+        None
+    };
     Ok(ModelInfo {
         contract,
         representation,
@@ -351,6 +380,7 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
         growth_steps,
         fire_rate,
         seed_std,
+        seed_bank,
         train_frames,
         perception,
         unroll,
@@ -360,20 +390,21 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
     })
 }
 
-/// `{"kind":"normal","std":s}` → `s`.
-fn parse_seed_state(s: &str) -> Result<f32, ModelError> {
+/// `{"kind":"normal"|"excerpt","std":s}` → `(s, is_excerpt)`.
+fn parse_seed_state(s: &str) -> Result<(f32, bool), ModelError> {
     let bad = |why: String| ModelError::Contract(format!("`grown.seed_state` = `{s}`: {why}"));
     let v: serde_json::Value =
         serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON ({e})")))?;
-    match v.get("kind").and_then(|k| k.as_str()) {
-        Some("normal") => {}
+    let excerpt = match v.get("kind").and_then(|k| k.as_str()) {
+        Some("normal") => false,
+        Some("excerpt") => true,
         Some(other) => {
             return Err(bad(format!(
-                "kind `{other}` is not supported (only `normal`)"
+                "kind `{other}` is not supported (only `normal` or `excerpt`)"
             )))
         }
         None => return Err(bad("missing `kind`".into())),
-    }
+    };
     let std = v
         .get("std")
         .and_then(|x| x.as_f64())
@@ -381,7 +412,7 @@ fn parse_seed_state(s: &str) -> Result<f32, ModelError> {
     if !(std.is_finite() && std >= 0.0) {
         return Err(bad("`std` must be finite and ≥ 0".into()));
     }
-    Ok(std as f32)
+    Ok((std as f32, excerpt))
 }
 
 /// Checks the session's inputs and outputs against the contract's graph table.
@@ -704,17 +735,48 @@ mod tests {
     #[test]
     fn future_and_bad_versions() {
         let mut m = valid_map();
-        m.insert("grown.contract".into(), "2".into());
+        m.insert("grown.contract".into(), "3".into());
         // Other keys of a future file may mean something else: version first.
         m.remove("grown.mel");
-        assert_eq!(parse_metadata(&m), Err(ModelError::FutureVersion(2)));
-        assert!(ModelError::FutureVersion(2)
+        assert_eq!(parse_metadata(&m), Err(ModelError::FutureVersion(3)));
+        assert!(ModelError::FutureVersion(3)
             .to_string()
             .contains("update Grown"));
         m.insert("grown.contract".into(), "0".into());
         assert!(contract_err(&m).contains("grown.contract"));
         m.insert("grown.contract".into(), "one".into());
         assert!(contract_err(&m).contains("not a valid number"));
+    }
+
+    /// Contract 2's excerpt seed: parsed with its bank; refused with the
+    /// exact reason when the version, the bank or the representation is wrong.
+    /// Version-1 files are unchanged by version 2.
+    #[test]
+    fn excerpt_seed_needs_version_2_and_a_bank() {
+        use crate::grow::bank::tests::bank_json;
+        let mut m = valid_map();
+        let n_mels = parse_metadata(&m).unwrap().mel.n_mels;
+        assert_eq!(parse_metadata(&m).unwrap().seed_bank, None);
+        m.insert("grown.contract".into(), "2".into());
+        assert_eq!(parse_metadata(&m).unwrap().seed_bank, None);
+        m.insert(
+            "grown.seed_state".into(),
+            r#"{"kind":"excerpt","std":0.1}"#.into(),
+        );
+        assert!(contract_err(&m).contains("`grown.seed_bank` is missing"));
+        let values: Vec<f32> = (0..n_mels * 3).map(|i| i as f32 * 0.5).collect();
+        m.insert("grown.seed_bank".into(), bank_json(&values, 3));
+        let info = parse_metadata(&m).unwrap();
+        let bank = info.seed_bank.expect("excerpt model without its bank");
+        assert_eq!((bank.frames, &bank.values), (3, &values));
+        m.insert(
+            "grown.seed_bank".into(),
+            bank_json(&values[..n_mels * 2], 3),
+        );
+        assert!(contract_err(&m).contains("grown.seed_bank"));
+        m.insert("grown.seed_bank".into(), bank_json(&values, 3));
+        m.insert("grown.contract".into(), "1".into());
+        assert!(contract_err(&m).contains("needs `grown.contract` ≥ 2"));
     }
 
     #[test]
@@ -746,6 +808,11 @@ mod tests {
             ),
             ("grown.seed_state", "{\"kind\":\"normal\"}", "std"),
             ("grown.seed_state", "normal", "invalid JSON"),
+            (
+                "grown.seed_state",
+                "{\"kind\":\"crop\",\"std\":0.1}",
+                "only `normal` or `excerpt`",
+            ),
             ("grown.train_frames", "0", "at least 1"),
             ("grown.unroll", "0", "at least 1"),
         ];

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::dsp::mel::Spectrogram;
+use crate::grow::bank;
 use crate::grow::model::{ModelError, ModelInfo, NcaModel};
 use crate::rng;
 
@@ -187,8 +188,27 @@ impl Nca {
         self.seed = seed;
         self.steps = 0;
         let std = info.seed_std;
-        for (i, v) in self.state.iter_mut().enumerate() {
-            *v = rng::normal(seed, 0, i as u64) * std;
+        let n_mels = info.mel.n_mels;
+        let cells = n_mels * frames;
+        if let Some(bank) = &info.seed_bank {
+            // Excerpt seed: the visible channel starts as a passage of the
+            // recording; the noise below perturbs it like every other cell.
+            let span = bank::start_span(bank.frames, frames);
+            let start = (rng::uniform(seed, rng::EXCERPT_STREAM, 0) * span as f32) as usize;
+            let visible = info.spec_channel * cells;
+            self.state.fill(0.0);
+            bank.passage_into(
+                start.min(span - 1),
+                n_mels,
+                &mut self.state[visible..visible + cells],
+            );
+            for (i, v) in self.state.iter_mut().enumerate() {
+                *v += rng::normal(seed, 0, i as u64) * std;
+            }
+        } else {
+            for (i, v) in self.state.iter_mut().enumerate() {
+                *v = rng::normal(seed, 0, i as u64) * std;
+            }
         }
     }
 
@@ -647,6 +667,49 @@ pub(crate) mod tests {
         assert_eq!((s.n_mels, s.frames), (8, 16));
         // Channel 0, scale 4, offset -5.
         assert_eq!(s.at(2, 3), 4.0 * n.state()[2 * 16 + 3] - 5.0);
+    }
+
+    /// An excerpt seed (contract 2) starts as a passage of the bank plus the
+    /// seed noise, at a start drawn from the seed; hidden channels hold the
+    /// noise alone.
+    #[test]
+    fn excerpt_seed_is_a_passage_plus_noise() {
+        use crate::grow::bank::{tests::bank_json, SeedBank};
+        use grown_test_support::onnx::nca_builder;
+        let bank_frames = 64;
+        // Band m, frame f: a ramp that tells every position apart (exact in f16).
+        let values: Vec<f32> = (0..8 * bank_frames)
+            .map(|i| (i % bank_frames) as f32 / 32.0 + (i / bank_frames) as f32)
+            .collect();
+        let json = bank_json(&values, bank_frames);
+        let mut b = nca_builder(4, 8, Rule::Conv);
+        b.meta("grown.contract", "2")
+            .meta("grown.seed_state", r#"{"kind":"excerpt","std":0.1}"#)
+            .meta("grown.seed_bank", &json);
+        let mut n = Nca::new(NcaModel::from_bytes(&b.build(), "test".into()).unwrap());
+        let bank = SeedBank::from_json(&json, 8).unwrap();
+        let mut starts = std::collections::BTreeSet::new();
+        for seed in 1..40u64 {
+            n.reset(seed, 16);
+            let span = bank::start_span(bank_frames, 16);
+            let start = (rng::uniform(seed, rng::EXCERPT_STREAM, 0) * span as f32) as usize;
+            starts.insert(start);
+            let mut passage = vec![0.0; 8 * 16];
+            bank.passage_into(start, 8, &mut passage);
+            for (i, v) in n.state().iter().enumerate() {
+                let noise = rng::normal(seed, 0, i as u64) * 0.1;
+                let want = if i < 8 * 16 {
+                    passage[i] + noise
+                } else {
+                    noise
+                };
+                assert_eq!(*v, want, "seed {seed} cell {i}");
+            }
+        }
+        assert!(starts.len() > 20, "seeds choose few passages: {starts:?}");
+        // A grid longer than the bank wraps around it.
+        n.reset(3, 100);
+        assert!(n.state().iter().all(|v| v.is_finite()));
     }
 
     #[test]

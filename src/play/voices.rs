@@ -332,8 +332,28 @@ impl Voices {
     }
 
     /// Adds the voices into `out_l`/`out_r` (a sub-block starting at `block_offset`
-    /// in the host buffer) and reports voices that ended through `ended`.
+    /// in the host buffer) and reports voices that ended through `ended`, in time
+    /// order: hosts may reject a plugin's events that go back in time, and voices
+    /// end in slot order, not in the order their releases finish.
     pub fn render(
+        &mut self,
+        s: &VoiceSettings,
+        out_l: &mut [f32],
+        out_r: &mut [f32],
+        block_offset: u32,
+        ended: &mut impl FnMut(VoiceEnd),
+    ) {
+        let mut ends = EndsInOrder::new();
+        self.render_voices(s, out_l, out_r, block_offset, &mut |e| ends.push(e));
+        ends.sort();
+        for e in ends.as_slice() {
+            ended(*e);
+        }
+    }
+
+    /// [`Voices::render`] without the ordering: ends in the order they happen
+    /// to be found.
+    fn render_voices(
         &mut self,
         s: &VoiceSettings,
         out_l: &mut [f32],
@@ -507,6 +527,54 @@ impl Voices {
                 bank.retired = slot;
             }
         }
+    }
+}
+
+/// The most voice ends one render can report: every queued end, every voice
+/// stolen by a lowered polyphony, and every voice and ghost ending.
+const MAX_ENDS_PER_RENDER: usize = MAX_PENDING_ENDS + 2 * MAX_VOICES + GHOSTS;
+
+/// A render's voice ends, gathered on the stack so they can go out in time
+/// order without allocating.
+struct EndsInOrder {
+    ends: [VoiceEnd; MAX_ENDS_PER_RENDER],
+    len: usize,
+}
+
+impl EndsInOrder {
+    fn new() -> Self {
+        Self {
+            ends: [VoiceEnd {
+                voice_id: None,
+                channel: 0,
+                note: 0,
+                timing: 0,
+            }; MAX_ENDS_PER_RENDER],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, e: VoiceEnd) {
+        if self.len < MAX_ENDS_PER_RENDER {
+            self.ends[self.len] = e;
+            self.len += 1;
+        }
+    }
+
+    /// Stable insertion sort by timing (a handful of items; no allocation).
+    fn sort(&mut self) {
+        let ends = &mut self.ends[..self.len];
+        for i in 1..ends.len() {
+            let mut j = i;
+            while j > 0 && ends[j - 1].timing > ends[j].timing {
+                ends.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[VoiceEnd] {
+        &self.ends[..self.len]
     }
 }
 
@@ -702,6 +770,30 @@ pub(crate) mod tests {
         );
         assert!((ends[0].timing as i64 - release_len as i64).abs() <= 2);
         assert_eq!(v.active_count(), 0);
+    }
+
+    /// Voices whose releases finish in one render report their ends in time
+    /// order, whatever their slots: the later-released low slot ends last.
+    #[test]
+    fn ends_in_one_render_go_out_in_time_order() {
+        let s = settings();
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, Some(1));
+        v.note_on(&s, 64, 1.0, 0, Some(2));
+        render(&mut v, &s, 1000);
+        let release_len = (s.release_s * OUT_SR) as usize;
+        let mut l = vec![0.0; release_len + 512];
+        let mut r = l.clone();
+        // Voice 2 (the higher slot) released 20 samples before voice 1.
+        v.note_off(64, 0, Some(2));
+        v.render(&s, &mut l[..20], &mut r[..20], 0, &mut |_| {});
+        v.note_off(60, 0, Some(1));
+        let mut ends = Vec::new();
+        v.render(&s, &mut l[20..], &mut r[20..], 20, &mut |e| ends.push(e));
+        let order: Vec<_> = ends.iter().map(|e| (e.voice_id, e.timing)).collect();
+        assert_eq!(order.len(), 2, "{order:?}");
+        assert_eq!((order[0].0, order[1].0), (Some(2), Some(1)), "{order:?}");
+        assert!(order[0].1 < order[1].1, "{order:?}");
     }
 
     #[test]

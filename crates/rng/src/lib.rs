@@ -16,7 +16,8 @@
 //! * `0`: initial state of the NCA (one normal per cell and channel);
 //! * `1 + k`: the fire-rate mask of NCA step `k`;
 //! * [`MUTATION_STREAM`]` + k`: mutation noise of NCA step `k`;
-//! * [`DAMAGE_STREAM`]: placement of damage rectangles.
+//! * [`DAMAGE_STREAM`]: placement of damage rectangles;
+//! * [`EXCERPT_STREAM`]: where in its bank an excerpt seed's passage starts.
 
 /// The golden-ratio increment of SplitMix64: consecutive indices are this far
 /// apart in the underlying Weyl sequence.
@@ -28,6 +29,9 @@ pub const MUTATION_STREAM: u64 = 1 << 62;
 
 /// Stream used to place damage rectangles.
 pub const DAMAGE_STREAM: u64 = (1 << 62) + (1 << 61);
+
+/// Stream of an excerpt seed's passage start (index 0).
+pub const EXCERPT_STREAM: u64 = (1 << 62) + (1 << 61) + (1 << 60);
 
 /// SplitMix64's output finaliser (variant 13 of Stafford's mixers).
 #[inline]

@@ -167,6 +167,9 @@ pub struct Stereo {
     pub left: Vec<f32>,
     /// Output channel 1; kept apart so a channel-specific fault shows.
     pub right: Vec<f32>,
+    /// Sample positions of the events the plugin sent (note ends), in the order
+    /// sent; a render asserts that each block's are in time order.
+    pub events_out: Vec<usize>,
 }
 
 impl Stereo {
@@ -190,6 +193,12 @@ impl Stereo {
         Stereo {
             left: self.left[start..end].to_vec(),
             right: self.right[start..end].to_vec(),
+            events_out: self
+                .events_out
+                .iter()
+                .filter(|&&t| (start..end).contains(&t))
+                .map(|t| t - start)
+                .collect(),
         }
     }
     pub fn peak(&self) -> f32 {
@@ -452,6 +461,7 @@ fn render_on_audio_thread(
     let mut out = Stereo {
         left: Vec::with_capacity(frames),
         right: Vec::with_capacity(frames),
+        events_out: Vec::new(),
     };
     let mut audio = AudioBlocks::new(max_block, steady_time);
     let mut next_event = 0;
@@ -472,6 +482,8 @@ fn render_on_audio_thread(
         let (left, right) = audio.process(processor, n, due);
         out.left.extend_from_slice(left);
         out.right.extend_from_slice(right);
+        out.events_out
+            .extend(audio.sent_times().iter().map(|&t| position + t as usize));
         position += n;
     }
     out
@@ -488,8 +500,10 @@ pub struct AudioBlocks {
     ports: AudioPorts,
     /// Events for the current block.
     in_events: EventBuffer,
-    /// Whatever the plugin sends back (note ends), discarded.
+    /// Whatever the plugin sends back (note ends).
     out_events: EventBuffer,
+    /// Times of the events the last `process()` sent, in the order sent.
+    sent: Vec<u32>,
     /// Monotonic sample counter passed as CLAP `steady_time`.
     steady_time: u64,
 }
@@ -502,8 +516,14 @@ impl AudioBlocks {
             ports: AudioPorts::with_capacity(2, 1),
             in_events: EventBuffer::with_capacity(16),
             out_events: EventBuffer::with_capacity(64),
+            sent: Vec::with_capacity(64),
             steady_time,
         }
+    }
+
+    /// Block-relative times of the events the last [`AudioBlocks::process`] sent.
+    pub fn sent_times(&self) -> &[u32] {
+        &self.sent
     }
 
     /// One `process()` call of `n` samples with `events` (block-relative time, what),
@@ -553,6 +573,16 @@ impl AudioBlocks {
                 None,
             )
             .expect("process() failed");
+        // CLAP: a plugin's output events must be in time order; hosts may drop
+        // or reject them otherwise. Every scenario checks it.
+        self.sent.clear();
+        self.sent
+            .extend(self.out_events.iter().map(|e| e.header().time()));
+        assert!(
+            self.sent.windows(2).all(|w| w[0] <= w[1]),
+            "the plugin sent events out of time order: {:?}",
+            self.sent
+        );
         self.steady_time += n as u64;
         (&self.left[..n], &self.right[..n])
     }
