@@ -43,7 +43,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 40,
         mutation: 0.0,
         notes: "60@0.0+0.6,67@0.2+0.5*0.5",
-        hash: 0x5579d6e4cb477580,
+        hash: 0xf1529bc15444e03c,
     },
     // Another mel model, with mutation noise on the hidden channels.
     Pin {
