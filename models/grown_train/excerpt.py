@@ -44,13 +44,14 @@ LOOP_XFADE = 8
 BANK_SECONDS = 6.0
 
 
-def choose_bank(target: torch.Tensor, max_frames: int | None = None) -> torch.Tensor:
+def choose_bank(target: torch.Tensor, max_frames: int | None = None, spec_scale: float = 4.0) -> torch.Tensor:
     """The loudest contiguous ``max_frames`` (default :data:`BANK_SECONDS`) of ``target`` ``[n_mels, T]``.
 
-    All of it when the recording is shorter.
+    All of it when the recording is shorter. ``spec_scale`` maps ``target`` to log-mel (trimming).
     """
     if max_frames is None:
         max_frames = round(BANK_SECONDS * DEFAULT_MEL.frames_per_second)
+    target = trim_quiet_ends(target, spec_scale)
     t = target.shape[1]
     if t <= max_frames:
         return target.clone()
@@ -58,6 +59,22 @@ def choose_bank(target: torch.Tensor, max_frames: int | None = None) -> torch.Te
     win = torch.nn.functional.avg_pool1d(energy[None, None], max_frames, stride=1)[0, 0]
     start = int(win.argmax())
     return target[:, start : start + max_frames].clone()
+
+
+#: Frames at either end of a recording quieter than this fraction of its loudest frame's
+#: energy (-20 dB) are not part of the bank: a trumpet recording's trailing second of room
+#: tone gave seeds that played near-silence.
+QUIET_END = 0.01
+
+
+def trim_quiet_ends(target: torch.Tensor, spec_scale: float) -> torch.Tensor:
+    """``target`` ``[n_mels, T]`` without its quiet lead-in and tail (see :data:`QUIET_END`).
+
+    ``target`` is in state units, ``ln_mel = spec_scale * s + offset``; the offset cancels in the ratio.
+    """
+    energy = (2 * spec_scale * target).exp().mean(dim=0)
+    loud = torch.nonzero(energy >= QUIET_END * energy.max()).flatten()
+    return target[:, int(loud[0]) : int(loud[-1]) + 1]
 
 
 def crossfade_len(frames: int) -> int:

@@ -270,7 +270,7 @@ def train(cfg: TrainConfig) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_MEL.n_mels, cfg.hidden, cfg.perception))
     # The bank goes into the file as float16; training sees exactly what the plugin will.
-    bank = choose_bank(target).half().float() if cfg.seed_kind == "excerpt" else None
+    bank = choose_bank(target, spec_scale=cfg.spec_scale).half().float() if cfg.seed_kind == "excerpt" else None
     loss_fn = TextureLoss(target, cfg.frames, DEFAULT_MEL.frames_per_second, cfg.weights, cfg.acf_min_s)
     nca.to(device)
     loss_fn.to(device)

@@ -134,7 +134,7 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Standard base64 (RFC 4648, `+/`, `=` padding) to bytes.
 fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     let s = text.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err("base64 length is not a multiple of 4".into());
     }
     let sextet = |c: u8| -> Option<u32> {

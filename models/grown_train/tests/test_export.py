@@ -180,3 +180,23 @@ def test_shipped_clicks_model_grows_four_broadband_clicks_a_second(seed):
     acf = np.fft.irfft(np.abs(np.fft.rfft(env)) ** 2, n=frames)
     period = 10 + int(np.argmax(acf[10:40]))
     assert 20 <= period <= 23 and acf[period] > 0.5 * acf[0]
+
+
+@pytest.mark.parametrize("name", ["strings", "trumpet"])
+def test_shipped_excerpt_models_grow_their_recording(name):
+    """An excerpt-seeded model grows its passage back: the grown spectrogram has the bank's
+    partials (band by band) and level, at the trained growth, for several seeds."""
+    from grown_train.grow import seed_bank
+
+    spec = load_spec(MODELS_DIR / "nca" / f"{name}.onnx", MODELS_DIR / "targets")
+    bank = seed_bank(spec.meta)
+    assert bank is not None, f"{name} is not excerpt-seeded"
+    scale, offset = float(spec.meta["grown.spec_scale"]), float(spec.meta["grown.spec_offset"])
+    ln_bank = bank.numpy() * scale + offset
+    for ln in grow_onnx(spec, [1, 2, 3], int(spec.meta["grown.train_frames"])):
+        assert abs(float(ln.mean()) - float(ln_bank.mean())) < 1.0
+        # Fine structure across bands (each band's level minus its neighbours' mean).
+        profile, ref = ln.mean(axis=1), ln_bank.mean(axis=1)
+        smooth = np.convolve(profile, np.ones(5) / 5, "same")
+        smooth_ref = np.convolve(ref, np.ones(5) / 5, "same")
+        assert np.corrcoef(profile - smooth, ref - smooth_ref)[0, 1] > 0.6
