@@ -129,8 +129,8 @@ impl Grown {
         if self.engine.is_none() {
             return;
         }
-        let model = params::read_path(&self.params.model_path);
-        let vocoder = params::read_path(&self.params.vocoder_path);
+        let model = params::read_model(&self.params.model_path, "nca");
+        let vocoder = params::read_model(&self.params.vocoder_path, "vocoder");
         self.link.lock().sync(model, vocoder);
     }
 
@@ -247,8 +247,8 @@ impl Plugin for Grown {
             let Some(snapshots) = self.snapshot_input.take() else {
                 return false;
             };
-            let model = params::read_path(&self.params.model_path);
-            let vocoder = params::read_path(&self.params.vocoder_path);
+            let model = params::read_model(&self.params.model_path, "nca");
+            let vocoder = params::read_model(&self.params.vocoder_path, "vocoder");
             let engine = Engine::spawn_with_brush(
                 self.controls.clone(),
                 self.status.clone(),

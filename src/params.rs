@@ -259,6 +259,15 @@ pub fn read_path(field: &RwLock<Option<String>>) -> Option<std::path::PathBuf> {
     field.read().as_ref().map(std::path::PathBuf::from)
 }
 
+/// The file a persisted model field (`kind` `nca` or `vocoder`) means on this
+/// machine: bundled models by name first, then the stored path
+/// ([`crate::grow::library::resolve`]). Touches the file system: main thread only.
+pub fn read_model(field: &RwLock<Option<String>>, kind: &str) -> Option<std::path::PathBuf> {
+    let stored = field.read().clone()?;
+    let dirs = crate::grow::library::model_dirs();
+    Some(crate::grow::library::resolve(&stored, &dirs, kind))
+}
+
 /// Stable IDs, listed once so tests and hosts can check that none changes by accident.
 pub const PARAM_IDS: &[&str] = &[
     "growth",

@@ -373,6 +373,51 @@ fn note_ends_of_many_voices_go_out_in_time_order() {
     assert_eq!(out.events_out.len(), keys.len(), "{:?}", out.events_out);
 }
 
+/// A fresh instance whose restored state names its model as `stored` (what the
+/// `model-path` field of a saved project holds), activated and sounding.
+fn instance_with_stored_model(library: &Library, stored: &str) -> Plugin {
+    let mut plugin = library.instantiate();
+    let state = plugin.save_state();
+    let mut value: serde_json::Value = serde_json::from_slice(&state[8..]).unwrap();
+    value["fields"]["model-path"] = serde_json::to_string(&Some(stored)).unwrap().into();
+    let payload = serde_json::to_vec(&value).unwrap();
+    let mut bytes = (payload.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&payload);
+    plugin.load_state(&bytes);
+    plugin.activate(48_000.0, 512);
+    wait_for_sound(&mut plugin);
+    plugin
+}
+
+/// A project moves between machines: a bundled model stored by name, or by an
+/// absolute path from another machine, opens with this bundle's model of that
+/// name and plays exactly what this bundle's file plays (not the built-in one).
+#[test]
+fn a_project_from_another_machine_plays_its_bundled_model() {
+    let _serial = serial();
+    let library = release_library();
+    let here = bundle_path()
+        .parent()
+        .unwrap()
+        .join("grown-resources/models/nca/chord.onnx");
+    assert!(here.is_file(), "the bundle has no {}", here.display());
+    let listen = |stored: &str| {
+        let mut plugin = instance_with_stored_model(&library, stored);
+        settled_probe(&mut plugin, ROOT, 0.5)
+    };
+    let direct = listen(&here.display().to_string());
+    let by_name = listen("bundled:chord.onnx");
+    let foreign = listen("/Users/someone/Music/Grown.clap/grown-resources/models/nca/chord.onnx");
+    assert_eq!(max_diff(&direct, &by_name), 0.0, "bundled:chord.onnx");
+    assert_eq!(max_diff(&direct, &foreign), 0.0, "another machine's path");
+    let mut plugin = sounding_instance(&library, 48_000.0, 512, &[]);
+    let built_in = settled_probe(&mut plugin, ROOT, 0.5);
+    assert!(
+        max_diff(&direct, &built_in) > 1e-3,
+        "chord sounds like the built-in model"
+    );
+}
+
 #[test]
 fn every_sample_rate_and_block_size_plays_the_same_sound() {
     let _serial = serial();

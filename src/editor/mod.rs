@@ -136,8 +136,8 @@ impl NiceEguiApp for GrownEditor {
         }
         let p = &self.shared.params;
         self.picker.open(
-            crate::params::read_path(&p.model_path),
-            crate::params::read_path(&p.vocoder_path),
+            crate::params::read_model(&p.model_path, "nca"),
+            crate::params::read_model(&p.vocoder_path, "vocoder"),
         );
         Ok(())
     }
@@ -279,16 +279,24 @@ impl GrownEditor {
         let p = &self.shared.params;
         match action {
             PickerAction::LoadModel(path) => {
-                *p.model_path.write() = Some(path.display().to_string())
+                *p.model_path.write() = Some(crate::grow::library::reference(
+                    &path,
+                    &crate::grow::library::model_dirs(),
+                    "nca",
+                ))
             }
             PickerAction::BuiltInModel => *p.model_path.write() = None,
             PickerAction::LoadVocoder(path) => {
-                *p.vocoder_path.write() = Some(path.display().to_string())
+                *p.vocoder_path.write() = Some(crate::grow::library::reference(
+                    &path,
+                    &crate::grow::library::model_dirs(),
+                    "vocoder",
+                ))
             }
             PickerAction::UnloadVocoder => *p.vocoder_path.write() = None,
         }
-        let model = crate::params::read_path(&p.model_path);
-        let vocoder = crate::params::read_path(&p.vocoder_path);
+        let model = crate::params::read_model(&p.model_path, "nca");
+        let vocoder = crate::params::read_model(&p.vocoder_path, "vocoder");
         self.shared.link.lock().sync(model, vocoder);
     }
 }

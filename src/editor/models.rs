@@ -9,43 +9,7 @@ use crate::grow::model::{parse_model_bytes, read_metadata, ModelError, ModelInfo
 use crate::vocoder::bigvgan::parse_vocoder_metadata;
 use std::path::{Path, PathBuf};
 
-/// Folders that may hold `nca/` and `vocoder/` model folders: inside the
-/// bundle beside the plugin binary (CLAP and stand-alone:
-/// `<dir>/grown-resources/models`; VST3: `<dir>/../Resources/models`), and
-/// the source checkout this binary was built from (for development builds).
-pub fn model_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) =
-        crate::onnx::runtime::module_path().and_then(|p| p.parent().map(Path::to_path_buf))
-    {
-        dirs.push(dir.join("grown-resources/models"));
-        dirs.push(dir.join("../Resources/models"));
-    }
-    dirs.push(PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/models"
-    )));
-    dirs.retain(|d| d.is_dir());
-    dirs
-}
-
-/// The `.onnx` files in `<dir>/<kind>/` for every dir, sorted, without duplicates.
-pub fn scan(dirs: &[PathBuf], kind: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = dirs
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d.join(kind)).ok())
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-        })
-        .filter_map(|p| p.canonicalize().ok())
-        .collect();
-    found.sort();
-    found.dedup();
-    found
-}
+pub use crate::grow::library::{model_dirs, scan};
 
 /// Reads a model file, with the contract's error wording.
 fn read(path: &Path) -> Result<Vec<u8>, ModelError> {

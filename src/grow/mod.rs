@@ -4,6 +4,7 @@
 pub mod bank;
 pub mod brush;
 pub mod grower;
+pub mod library;
 pub mod model;
 pub mod nca;
 
