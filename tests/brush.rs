@@ -168,8 +168,13 @@ fn the_default_model_regrows_a_brushed_region_within_its_recommended_steps() {
         "brush regrowth after {steps} steps: envelope L1 {wound:.3} → {left:.3}, \
          cell L1 {wound_cells:.3} → {left_cells:.3}"
     );
+    // The default model is excerpt-seeded: it restores a passage of its
+    // recording, and a hole 40% of the grid wide and high only partly refills
+    // from the passage around it (1.88 → 1.36 for the shipped strings, no
+    // better by 16× the steps; the noise-seeded model it replaced, a haze,
+    // refilled below 0.3×). A model that ignored the damage would stay at 1×.
     assert!(
-        left < 0.3 * wound,
+        left < 0.8 * wound,
         "the region's envelope did not regrow: L1 to the pre-damage content {wound:.3} → {left:.3}"
     );
     // This model grows a moving texture: even undamaged cells drift from
