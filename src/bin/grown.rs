@@ -178,11 +178,10 @@ fn render_cmd(args: RenderArgs) -> Result<(), String> {
 
 /// The recording's own mel through the built-in inverter: what a perfect mel model
 /// would sound like through this vocoder (the hearing evaluation's ceiling).
-fn vocode_cmd(input: &Path, out: &Path) -> Result<(), String> {
+fn vocode_cmd(input_path: &Path, out_path: &Path) -> Result<(), String> {
     use grown::vocoder::Vocoder;
-    let (input, out) = (input.display(), out.display());
-    let mut reader =
-        hound::WavReader::open(input.to_string()).map_err(|e| format!("{input}: {e}"))?;
+    let (input, out) = (input_path.display(), out_path.display());
+    let mut reader = hound::WavReader::open(input_path).map_err(|e| format!("{input}: {e}"))?;
     let spec = reader.spec();
     let cfg = grown::dsp::mel::MelConfig::bigvgan_22k();
     if spec.sample_rate != cfg.sample_rate {
@@ -218,8 +217,7 @@ fn vocode_cmd(input: &Path, out: &Path) -> Result<(), String> {
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    let mut writer =
-        hound::WavWriter::create(out.to_string(), wav).map_err(|e| format!("{out}: {e}"))?;
+    let mut writer = hound::WavWriter::create(out_path, wav).map_err(|e| format!("{out}: {e}"))?;
     for v in &audio {
         writer.write_sample(*v).map_err(|e| format!("{out}: {e}"))?;
     }
