@@ -8,28 +8,25 @@ use std::path::{Path, PathBuf};
 use super::runtime::RuntimeError;
 
 /// Folders searched when `ORT_DYLIB_PATH` is not set, in order, without
-/// duplicates. `module_dir` is the folder of the binary holding this code,
-/// `exe_dir` the folder of the running executable.
-pub fn search_dirs(module_dir: Option<&Path>, exe_dir: Option<&Path>) -> Vec<PathBuf> {
+/// duplicates. `module_dir` is the folder of the binary holding this code.
+/// The running executable's folder is not searched: in a plugin that is the
+/// host's, and a library found there would hide a bundle that lacks its own.
+pub fn search_dirs(module_dir: Option<&Path>) -> Vec<PathBuf> {
+    let Some(base) = module_dir else {
+        return Vec::new();
+    };
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for base in [module_dir, exe_dir].into_iter().flatten() {
-        for rel in [
-            "",
-            "../Resources",
-            "onnxruntime",
-            "../onnxruntime",
-            "../../onnxruntime",
-            "../../target/onnxruntime",
-        ] {
-            let dir = if rel.is_empty() {
-                base.to_path_buf()
-            } else {
-                base.join(rel)
-            };
-            let dir = normalize(&dir);
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
+    for rel in [
+        "",
+        "../Resources",
+        "onnxruntime",
+        "../onnxruntime",
+        "../../onnxruntime",
+        "../../target/onnxruntime",
+    ] {
+        let dir = normalize(&base.join(rel));
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
         }
     }
     dirs
@@ -173,9 +170,9 @@ pub fn module_path() -> Option<PathBuf> {
     }
 }
 
-/// Path of the binary that contains this function (on Windows the
-/// executable's folder is used; plugin bundles there carry the runtime beside
-/// the host-facing DLL, which `search_dirs` also tries via the exe).
+/// Path of the binary that contains this function; off Unix, the running
+/// executable (the right answer for the CLI and the stand-alone app; a plugin
+/// there would need the DLL's own path).
 #[cfg(not(unix))]
 pub fn module_path() -> Option<PathBuf> {
     std::env::current_exe().ok()

@@ -16,11 +16,10 @@
 //!    `<dir>/../onnxruntime`, `<dir>/../../onnxruntime` and
 //!    `<dir>/../../target/onnxruntime` (binaries and test executables under
 //!    `target/{debug,release}[/deps]`, where `cargo xtask fetch-ort` puts it).
-//! 3. The same list relative to the running executable (for a plugin this is
-//!    the host, which rarely helps, but costs nothing).
 //!
-//! Nothing outside those places is guessed: a library picked up from some
-//! unrelated install would make behaviour depend on the machine.
+//! Nothing outside those places is guessed, not even the host executable's
+//! folder: a library picked up from some unrelated install would make
+//! behaviour depend on the machine, and would hide a bundle that lacks its own.
 //!
 //! The path is canonicalised before loading: ONNX Runtime looks for its
 //! provider libraries (`libonnxruntime_providers_*.so`) beside the file it was
@@ -161,7 +160,7 @@ impl fmt::Display for RuntimeError {
                     f,
                     "ONNX Runtime not found (looked in: {}); {HOW_TO_FIX}",
                     if list.is_empty() {
-                        "nowhere: no binary or executable folder known".to_string()
+                        "nowhere: the folder of the binary is unknown".to_string()
                     } else {
                         list.join(", ")
                     }
@@ -200,13 +199,7 @@ pub fn runtime() -> Result<&'static RuntimeInfo, RuntimeError> {
         return Ok(rt);
     }
     let env_value = std::env::var_os(DYLIB_ENV).filter(|v| !v.is_empty());
-    let dirs = search_dirs(
-        module_path().as_deref().and_then(Path::parent),
-        std::env::current_exe()
-            .ok()
-            .as_deref()
-            .and_then(Path::parent),
-    );
+    let dirs = search_dirs(module_path().as_deref().and_then(Path::parent));
     let path = find_dylib(env_value.as_deref(), &dirs)?;
     let info = load(&path)?;
     Ok(RUNTIME.get_or_init(|| info))
@@ -564,18 +557,15 @@ mod tests {
 
     #[test]
     fn search_dirs_cover_bundle_and_target_layouts() {
-        let dirs = search_dirs(
-            Some(Path::new("/b/Contents/MacOS")),
-            Some(Path::new("/w/target/debug/deps")),
-        );
-        assert_eq!(dirs[0], PathBuf::from("/b/Contents/MacOS"));
-        assert!(dirs.contains(&PathBuf::from("/b/Contents/Resources")));
+        let bundle = search_dirs(Some(Path::new("/b/Contents/MacOS")));
+        assert_eq!(bundle[0], PathBuf::from("/b/Contents/MacOS"));
+        assert!(bundle.contains(&PathBuf::from("/b/Contents/Resources")));
+        let dirs = search_dirs(Some(Path::new("/w/target/debug/deps")));
+        assert_eq!(dirs[0], PathBuf::from("/w/target/debug/deps"));
         assert!(dirs.contains(&PathBuf::from("/w/target/onnxruntime")));
         assert!(dirs.contains(&PathBuf::from("/w/target/debug/onnxruntime")));
-        // The module folder comes before the executable's.
-        let m = dirs.iter().position(|d| d.starts_with("/b")).unwrap();
-        let e = dirs.iter().position(|d| d.starts_with("/w")).unwrap();
-        assert!(m < e);
+        // Nothing outside the module's own surroundings.
+        assert!(bundle.iter().all(|d| d.starts_with("/b")), "{bundle:?}");
         let mut uniq = dirs.clone();
         uniq.dedup();
         assert_eq!(uniq.len(), dirs.len());

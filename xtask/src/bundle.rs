@@ -19,7 +19,7 @@
 //! `<binary dir>/<package>-resources/models` (CLAP, CLI). Everything is copied as
 //! real files, never links, so a bundle survives being copied elsewhere on its own.
 
-use crate::Workspace;
+use crate::{ort, Workspace};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ pub fn packages(args: &[String]) -> Vec<String> {
     packages
 }
 
-fn bundle_name(root: &Path, package: &str) -> Result<String> {
+pub fn bundle_name(root: &Path, package: &str) -> Result<String> {
     let path = root.join("bundler.toml");
     if !path.exists() {
         return Ok(package.to_owned());
@@ -64,6 +64,24 @@ fn bundle_name(root: &Path, package: &str) -> Result<String> {
         .get(package)
         .and_then(|c| c.name.clone())
         .unwrap_or_else(|| package.to_owned()))
+}
+
+/// Runs nice-plug's bundler with `args` (`bundle <package> [options]`), then completes
+/// every bundle it made. ONNX Runtime is fetched first: the bundle is useless without
+/// it, and a missing network shows up before a long build, not after it.
+pub fn run(workspace: &Workspace, args: &[String]) -> Result<()> {
+    let runtime = ort::ensure(&workspace.target_dir, ort::Variant::Cpu, false)?;
+    nice_plug_xtask::main_with_args("cargo xtask", args.iter().cloned())?;
+    for package in packages(&args[1..]) {
+        install_runtime_files(workspace, &package, &runtime)?;
+    }
+    Ok(())
+}
+
+/// The release bundle of `package`, as `cargo xtask bundle <package> --release` makes it.
+pub fn build(workspace: &Workspace, package: &str) -> Result<()> {
+    let args = ["bundle", package, "--release"].map(String::from);
+    run(workspace, &args)
 }
 
 /// Copies ONNX Runtime and the models into every bundle nice-plug made for `package`.
@@ -183,7 +201,7 @@ fn install_models(models: &[PathBuf], root: &Path, resources: &Path) -> Result<(
 
 /// Copies `source` into `folder` as a regular file. An existing file or link of the
 /// same name is removed first: `fs::copy` onto a link would write through it.
-fn install_file(source: &Path, folder: &Path) -> Result<()> {
+pub fn install_file(source: &Path, folder: &Path) -> Result<()> {
     let file_name = source.file_name().context("source has no file name")?;
     fs::create_dir_all(folder).with_context(|| format!("could not create {}", folder.display()))?;
     let destination = folder.join(file_name);

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo xtask bundle grown [--release] [cargo build options]
+//! cargo xtask install [--clap-dir D] [--vst3-dir D]
 //! cargo xtask fetch-ort [--gpu] [--force] [--test-fixtures]
 //! cargo xtask bench [--quick]
 //! ```
@@ -11,6 +12,7 @@
 
 mod bench;
 mod bundle;
+mod install;
 mod ort;
 
 use anyhow::{Context, Result};
@@ -21,6 +23,10 @@ const USAGE: &str = "Usage:
   cargo xtask bundle <package> [--release] [cargo build options]
       nice-plug's bundler; afterwards copies ONNX Runtime and the default models
       into each bundle (fetching ONNX Runtime first when it is missing)
+  cargo xtask install [--clap-dir D] [--vst3-dir D]
+      builds the release bundle, then installs it self-contained: the CLAP in
+      D/Grown/ with ONNX Runtime and the models beside it (default ~/.clap), the
+      VST3 bundle as D/Grown.vst3 (default ~/.vst3); replaces an earlier install
   cargo xtask fetch-ort [--gpu] [--force] [--test-fixtures]
       installs target/onnxruntime/libonnxruntime.so.1.31.1 from the PyPI wheel
       (--gpu: the onnxruntime-gpu wheel, with its execution-provider libraries;
@@ -71,14 +77,11 @@ fn run() -> Result<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bundle") => {
-            let workspace = Workspace::load()?;
-            // The bundle is useless without the runtime, and fetching it first means a
-            // missing network shows up before a long build, not after it.
-            let runtime = ort::ensure(&workspace.target_dir, ort::Variant::Cpu, false)?;
-            nice_plug_xtask::main_with_args("cargo xtask", args.iter().cloned())?;
-            for package in bundle::packages(&args[1..]) {
-                bundle::install_runtime_files(&workspace, &package, &runtime)?;
-            }
+            bundle::run(&Workspace::load()?, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("install") => {
+            install::run(&Workspace::load()?, &args[1..])?;
             Ok(ExitCode::SUCCESS)
         }
         Some("fetch-ort") => {

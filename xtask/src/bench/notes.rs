@@ -1,0 +1,225 @@
+//! Why each target can be missed and what would move it; the text is chosen
+//! from what the run measured, so it stays true when the figures change.
+
+use super::*;
+
+pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
+    let h = report.flat_num("nca_threads").unwrap_or(1.0) as usize;
+    let f = |v: Option<f64>| fmt_opt(v, "");
+    let sps = report.flat_num(&format!("nca_steps_per_s_{h}t"));
+    let flops = report.flat_num("nca_flops_per_step");
+    let peak = report.flat_num(&format!("matmul_peak_gflops_{h}t"));
+    match key {
+        "nca_vs_pytorch_ratio" => {
+            let padded = run.num("/python/nca/padding/padded_steps_per_s");
+            let plain = run.num("/python/nca/padding/plain_steps_per_s");
+            let gain = padded.zip(plain).map(|(a, b)| a / b);
+            let projected = report
+                .flat_num("nca_vs_pytorch_ratio")
+                .zip(gain)
+                .map(|(r, g)| r * g);
+            format!(
+                "**Limit:** both sides run the same kind of kernels — a few depthwise \
+                 convolutions, two 1×1 convolutions (the update MLP) and element-wise ops over \
+                 20,480 cells — and eager PyTorch's per-op overhead (a dozen ops, microseconds \
+                 each) is small next to a {} ms step, so a runtime swap alone cannot be 3× faster \
+                 than PyTorch's oneDNN/MKL kernels. Against PyTorch running Grown's own \
+                 architecture the ratio is {}× ({} thread(s)). ONNX Runtime's profiler (1 thread, \
+                 during development) puts ~45 % of a step in the 97 → 64 1×1 convolution + ReLU, \
+                 which misses ORT's blocked NCHWc kernels because 97 input channels are not a \
+                 multiple of 8, and ~20 % in the perception's concatenations and layout reorders. \
+                 **Done this session:** the exporter now pads the features to 104 channels \
+                 (`export.pad_feature_channels`, zero weights, bit-identical output); {} \
+                 **What would move it further:** compute all perception kernels as one grouped convolution instead of \
+                 a concatenation, ship a K-step unrolled model, or a fused hand-written step \
+                 kernel that keeps each tile's features in cache.",
+                f(sps.map(|s| 1e3 / s)),
+                f(report.flat_num(&format!("nca_vs_pytorch_same_arch_ratio_{h}t"))),
+                h,
+                match (gain, projected) {
+                    (Some(g), Some(p)) => format!(
+                        "measured side by side in this run it gives {}× the step rate, i.e. a \
+                         projected ratio of {}× once the shipped models are re-exported.",
+                        fmt_num(g),
+                        fmt_num(p)
+                    ),
+                    _ => "the shipped model file is already padded (see section 1), so this \
+                          run's figures include it wherever the measuring binary embeds that \
+                          file."
+                        .to_string(),
+                },
+            )
+        }
+        "nca_percent_of_peak" => format!(
+            "**Limit:** the step does {} MFLOP at {} GFLOP/s against a measured sgemm peak of \
+             {} GFLOP/s. The FLOPs sit in thin matrix products (20,480 cells × 97 → 64 and \
+             64 → 16 channels) that ORT runs through its generic NCHW path (97 input channels are \
+             not a multiple of 8, so its blocked NCHWc kernels are skipped), and a third of the time goes to FLOP-free work: concatenating \
+             the ~8 MB feature tensor, layout reorders, masking. At 25 % of peak a step would \
+             take {} ms. **What would move it:** the same levers — NCHWc-friendly channel \
+             counts, no concatenation, fusion of perception and MLP per cache-sized tile — and \
+             fewer bytes per cell (fp16/bf16 activations).",
+            f(flops.map(|x| x / 1e6)),
+            f(sps.zip(flops).map(|(s, x)| s * x / 1e9)),
+            f(peak),
+            f(flops.zip(peak).map(|(x, p)| 1e3 * x / (0.25 * p * 1e9))),
+        ),
+        "inverter_vs_librosa_speed_ratio" => {
+            let speed = report.flat_num("inverter_vs_librosa_speed_ratio");
+            let better = report
+                .flat_num("inverter_sc_db")
+                .zip(report.flat_num("librosa_sc_db"))
+                .map(|(a, b)| a <= b);
+            let mut out = String::new();
+            if speed.is_some_and(|s| s < 20.0) {
+                out.push_str(&format!(
+                    "**Speed limit:** the inverter does more than librosa per frame — a \
+                     40-iteration multiplicative NNLS for mel → linear, phase-gradient heap \
+                     integration, then {} Fast Griffin-Lim iterations (an STFT/ISTFT pair each) \
+                     — on one thread, while librosa's NNLS and Griffin-Lim are vectorised \
+                     numpy/scipy over the whole clip. **Done this session** (the previous run \
+                     measured 6.1×): PGHI computes each bin's log magnitude once instead \
+                     of inside its sort comparator and neighbour lookups (that sort was most of \
+                     the time), the STFT/ISTFT loops copy contiguous runs instead of taking a \
+                     modulo per sample, the projection uses |c|² instead of `hypot`, and the \
+                     default is 16 Fast Griffin-Lim iterations instead of 32 (spectral convergence \
+                     on this clip: PGHI alone −11.25 dB, 16 iterations −11.27 dB, 32 iterations \
+                     −11.32 dB; librosa −10.35 dB). **What would move it:** spreading the \
+                     independent per-frame work (NNLS, FFTs) over threads, which the plugin \
+                     avoids because its engine shares two cores with the audio thread; an f32 \
+                     NNLS with fewer iterations; an AVX2 FFT build. ",
+                    f(run.num("/inverter/iterations"))
+                ));
+            }
+            if better == Some(false) {
+                out.push_str(
+                    "**Quality limit:** the inverter's spectral convergence is worse than \
+                     librosa's on this clip; more Griffin-Lim iterations or a better mel → \
+                     linear estimate would move it.",
+                );
+            }
+            out
+        }
+        "bigvgan_cpu_rtf" => {
+            let per_s = run.num("/python/bigvgan/flops_per_audio_second");
+            let peak2 = report.flat_num("matmul_peak_gflops_2t");
+            let rtf = report.flat_num("bigvgan_cpu_rtf");
+            let raw = run.num("/python/bigvgan/best/rtf");
+            format!(
+                "**Definition:** real-time factor = compute seconds per second of audio, so \
+                 the target (at least real time) is RTF ≤ 1, and {} means the vocoder runs at \
+                 {}× real time. **Limit:** BigVGAN base needs {} GFLOP per second of audio; at the measured \
+                 2-thread sgemm peak ({} GFLOP/s) even perfect kernels could not beat a \
+                 real-time factor of {}. ONNX Runtime reaches {} GFLOP/s on it ({} % of peak): \
+                 most layers are wide 1-D convolutions, and every residual block wraps them in \
+                 anti-aliased SnakeBeta activations (2× upsampling, a 12-tap low-pass and \
+                 downsampling on each of up to 512 channels), which are depthwise and \
+                 memory-bound. The plugin path adds its chunking: 64-frame chunks re-synthesise \
+                 16 frames of context on each side (~1.5× the work; one whole-mel call in the \
+                 sweep: {}). **What would move it:** a GPU (the CUDA provider; not measured \
+                 here), a smaller generator than the base configuration, int8 weights, or \
+                 longer chunks with less context when vocoding offline.",
+                f(rtf),
+                f(rtf.map(|r| 1.0 / r)),
+                f(per_s.map(|x| x / 1e9)),
+                f(peak2),
+                f(per_s.zip(peak2).map(|(x, p)| x / (p * 1e9))),
+                f(per_s.zip(rtf).map(|(x, r)| x / r / 1e9)),
+                f(per_s.zip(rtf).zip(peak2).map(|((x, r), p)| 100.0 * x / r / (p * 1e9))),
+                f(raw),
+            )
+        }
+        "callback_fraction_16v_512" => {
+            let ns16 = report.flat_num("callback_ns_per_sample_16v_512");
+            let allocs = report.flat_num("callback_allocations");
+            let cpu16 = report.flat_num("callback_cpu_fraction_16v_512");
+            let mut out = format!(
+                "**Limit:** every voice reads the bank through a band-limited windowed-sinc \
+                 interpolator: two 32-tap dot products and a blend per output sample (a \
+                 generation at 22.05 kHz played at 48 kHz and any pitch), i.e. {} ns per voice \
+                 and sample here (wall clock; by the audio thread's own CPU clock the 16-voice \
+                 share is {} %, the gap being time the thread sat descheduled on this loaded \
+                 machine). **Done this session:** the kernel runs an AVX2 build when the CPU has \
+                 it (runtime detection; the same IEEE operations in the same order, so output is \
+                 bit-identical to the SSE2 build, which a test checks), the stereo pair shares \
+                 one position and kernel-row lookup, and the 8-lane sums reduce as a tree. \
+                 **What would move it:** a 16-tap kernel for voices pitched down (where the wider \
+                 transition band is inaudible), resampling each generation once to the output \
+                 rate so voices near the root note need fewer taps, or rendering voices in \
+                 blocks (positions first, then dot products) so the per-sample bookkeeping \
+                 vectorises too.",
+                f(ns16.map(|n| n / 16.0)),
+                f(cpu16.map(|c| 100.0 * c)),
+            );
+            if allocs.is_some_and(|a| a > 0.0) {
+                out.push_str(" The callback also allocated, which must be fixed first.");
+            }
+            out
+        }
+        "regrow_latency_ms" => {
+            let total = run.num("/regrow/latency_ms");
+            let vrtf = run.num("/regrow/engine_vocoder_rtf");
+            let len = run.num("/regrow/length_s").unwrap_or(3.0);
+            let vocode_ms = vrtf.map(|r| r * len * 1e3);
+            let grow_ms = total.zip(vocode_ms).map(|(t, v)| t - v);
+            let peak1 = report.flat_num("matmul_peak_gflops_1t");
+            let floor_ms = flops.zip(peak1).map(|(x, p)| 96.0 * x / (p * 1e9) * 1e3);
+            format!(
+                "**Limit:** a new seed restarts growth from noise. Of the {} ms, one vocoder \
+                 pass takes ~{} ms (real-time factor {} on {} s of sound); the rest, ~{} ms, \
+                 is 96 NCA steps one after another (~{} steps/s on the 258-frame grid of the \
+                 default length). Growth is the bulk, and it is bounded by arithmetic: 96 steps \
+                 are ~{} GFLOP, which even at 100 % of this machine's measured 1-thread sgemm \
+                 peak ({} GFLOP/s) take {} ms; with this run's vocoder pass the target needs the \
+                 NCA at {} % of that peak, against the {} % it reaches (section 1) and the ~25–30 \
+                 % thin 1×1 convolutions get from any CPU runtime. So it cannot be met with this \
+                 model on this CPU at one engine thread (the plugin gives ONNX Runtime half the \
+                 cores). **Done this session:** the vocoder pass costs about \
+                 half what it did (see the inverter), and the exporter's feature padding (section \
+                 1) speeds every step once the models are re-exported. **What would move it:** \
+                 less arithmetic per step (evaluating the update MLP only on the cells that \
+                 fire, ~half of them, or a narrower hidden layer), a GPU, or publishing \
+                 intermediate generations while growing so the change is heard after a first \
+                 fraction of the steps.",
+                f(total),
+                f(vocode_ms),
+                f(vrtf),
+                f(Some(len)),
+                f(grow_ms),
+                f(grow_ms.map(|g| 96e3 / g)),
+                f(flops.map(|x| 96.0 * x / 1e9)),
+                f(peak1),
+                f(floor_ms),
+                f(floor_ms
+                    .zip(vocode_ms)
+                    .map(|(fl, v)| 100.0 * fl / (500.0 - v).max(1.0))),
+                f(report.flat_num("nca_percent_of_peak")),
+            )
+        }
+        "rss_first_mb" | "rss_extra_mb" => {
+            let grow = run.array("/memory_parts/parts").and_then(|parts| {
+                parts
+                    .iter()
+                    .find(|p| p["part"].as_str().is_some_and(|s| s.starts_with("growing")))
+                    .and_then(|p| p["mb"].as_f64())
+            });
+            format!(
+                "**Limit:** per instance the largest part is growing itself ({} MiB in the \
+                 table above, measured in a process holding one instance): ONNX Runtime's \
+                 buffers for one step's intermediates at full length (the feature tensor alone is \
+                 8 MiB at 258 frames, plus padded copies, the 64-channel hidden layer and the \
+                 output), plus the NCA state and {} checkpoints of 1.3 MiB. **Done this \
+                 session:** every session now draws on one CPU arena registered on the shared \
+                 ONNX Runtime environment (`session.use_env_allocators`), so instances reuse the \
+                 same intermediate buffers instead of each keeping its own arena (54 MiB per \
+                 further instance before). **What would move it further:** stepping the grid in \
+                 time tiles (with a circular halo) so intermediates scale with the tile, not the \
+                 sound; a smaller checkpoint cache; or a fused step kernel with no full-size \
+                 intermediates.",
+                f(grow),
+                f(run.num("/memory_parts/checkpoints")),
+            )
+        }
+        _ => String::new(),
+    }
+}
