@@ -11,10 +11,8 @@ pub mod onnx;
 pub mod params;
 pub mod picture;
 pub mod play;
-pub mod render;
 /// Counter-based random numbers (its own crate, so the test models share it).
 pub use grown_rng as rng;
-pub mod soak;
 pub mod state;
 pub mod vocoder;
 

@@ -17,19 +17,17 @@
 use grown_test_support::clap_host::analysis;
 use grown_test_support::clap_host::common;
 use grown_test_support::clap_host::host;
+use grown_test_support::clap_host::play;
 
 use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
 use common::serial;
 use host::{Blocks, Ev, Library, Plugin, Stereo};
+use play::{assert_sane, AUDIBLE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long the engine may take to load ONNX Runtime and grow its first sound.
-const FIRST_SOUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long growth may take to reach its target after a parameter change.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Output above this peak counts as sound; a grown texture at default gain is far louder.
-const AUDIBLE: f32 = 1e-3;
 const ROOT: u8 = 60;
 
 /// The bundle ([`common::bundle_path`]), with a warning when it is older than
@@ -72,15 +70,6 @@ fn warn_if_stale(bundle: &Path) {
     }
 }
 
-fn assert_finite(audio: &Stereo, what: &str) {
-    if let Some(i) = audio.first_non_finite() {
-        panic!(
-            "{what}: non-finite sample at {i} (left {}, right {})",
-            audio.left[i], audio.right[i]
-        );
-    }
-}
-
 /// Sets a parameter by display name to a plain value, at the start of a short render.
 fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
     let info = plugin.param(name);
@@ -92,7 +81,7 @@ fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
     );
     let block = plugin.max_block;
     let out = plugin.render(block, &[Ev::param(0, info.id, plain)], Blocks::Fixed(block));
-    assert_finite(&out, name);
+    assert_sane(&out, name);
     let now = plugin.param_value(info.id);
     assert!(
         (now - plain).abs() < 1e-6,
@@ -119,28 +108,13 @@ fn param_seconds(plugin: &mut Plugin, name: &str) -> f64 {
     }
 }
 
-/// Plays a note now and then until the plugin makes sound; returns how long that took.
+/// Waits for the first sound ([`play::wait_for_sound`]), then lets its release
+/// end so the next probe starts from silence.
 fn wait_for_sound(plugin: &mut Plugin) -> Duration {
-    let start = Instant::now();
-    let chunk = plugin.seconds(0.1);
-    let block = plugin.max_block;
-    loop {
-        let held = plugin.render(chunk, &[Ev::on(0, ROOT)], Blocks::Fixed(block));
-        let released = plugin.render(chunk, &[Ev::off(0, ROOT)], Blocks::Fixed(block));
-        assert_finite(&held, "waiting for sound");
-        assert_finite(&released, "waiting for sound");
-        if held.peak() > AUDIBLE || released.peak() > AUDIBLE {
-            let tail = plugin.seconds(2.0);
-            plugin.render_silence(tail);
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < FIRST_SOUND_TIMEOUT,
-            "no sound {FIRST_SOUND_TIMEOUT:?} after note-on: the engine never delivered a \
-             generation (is libonnxruntime.so.1.31.1 beside the plugin? see stderr)"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let waited = play::wait_for_sound(plugin, ROOT);
+    let tail = plugin.seconds(2.0);
+    plugin.render_silence(tail);
+    waited
 }
 
 /// Holds `key` for `hold_s`, releases it and renders the release tail.
@@ -152,7 +126,7 @@ fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
     let release = plugin.render(tail, &[Ev::off(0, key)], Blocks::Fixed(block));
     out.left.extend(release.left);
     out.right.extend(release.right);
-    assert_finite(&out, "probe");
+    assert_sane(&out, "probe");
     out
 }
 
@@ -257,7 +231,7 @@ fn scanning_and_instantiation_are_fast() {
     );
 
     let silence = plugin.render_silence(4096);
-    assert_finite(&silence, "silence");
+    assert_sane(&silence, "silence");
     assert_eq!(silence.peak(), 0.0, "output without notes");
     let start = Instant::now();
     drop(plugin);
@@ -287,7 +261,7 @@ fn notes_sound_sample_accurately_and_release_to_silence() {
         &[Ev::on(on, ROOT), Ev::off(off, ROOT)],
         Blocks::Fixed(512),
     );
-    assert_finite(&out, "note");
+    assert_sane(&out, "note");
 
     let before = out.slice(0, on);
     assert_eq!(
@@ -351,7 +325,7 @@ fn note_ends_of_many_voices_go_out_in_time_order() {
     );
     let total = off + plugin.seconds(release_s + 0.3);
     let out = plugin.render(total, &events, Blocks::Fixed(512));
-    assert_finite(&out, "eight notes");
+    assert_sane(&out, "eight notes");
     assert_eq!(
         out.events_out.len(),
         keys.len(),
@@ -377,13 +351,9 @@ fn note_ends_of_many_voices_go_out_in_time_order() {
 /// `model-path` field of a saved project holds), activated and sounding.
 fn instance_with_stored_model(library: &Library, stored: &str) -> Plugin {
     let mut plugin = library.instantiate();
-    let state = plugin.save_state();
-    let mut value: serde_json::Value = serde_json::from_slice(&state[8..]).unwrap();
-    value["fields"]["model-path"] = serde_json::to_string(&Some(stored)).unwrap().into();
-    let payload = serde_json::to_vec(&value).unwrap();
-    let mut bytes = (payload.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(&payload);
-    plugin.load_state(&bytes);
+    play::load_edited_state(&mut plugin, |state| {
+        state["fields"]["model-path"] = serde_json::to_string(&Some(stored)).unwrap().into();
+    });
     plugin.activate(48_000.0, 512);
     wait_for_sound(&mut plugin);
     plugin
@@ -443,7 +413,7 @@ fn every_sample_rate_and_block_size_plays_the_same_sound() {
             let on = max_block / 2 + 3;
             let out = plugin.render(total, &[Ev::on(on, ROOT), Ev::off(on + hold, ROOT)], blocks);
             let what = format!("{sample_rate} Hz, blocks of {max_block}");
-            assert_finite(&out, &what);
+            assert_sane(&out, &what);
             assert_eq!(
                 out.slice(0, on).peak(),
                 0.0,
@@ -564,7 +534,7 @@ fn automating_growth_changes_the_sound() {
         ],
         Blocks::Fixed(512),
     );
-    assert_finite(&out, "automation");
+    assert_sane(&out, "automation");
     assert!((plugin.param_value(growth.id) - target).abs() < 1e-6);
     plugin.render_silence(plugin.seconds(1.0));
 
@@ -693,7 +663,7 @@ fn allocation_scenario() {
             Ev::off(3001, ROOT + 12),
         ];
         let out = plugin.render(8000, &events, blocks);
-        assert_finite(&out, "allocation scenario");
+        assert_sane(&out, "allocation scenario");
     }
     // Voices from sixteen simultaneous notes, then a generation change while they sound.
     let chord: Vec<Ev> = (0..20).map(|k| Ev::on(k * 3, 40 + k as u8)).collect();
@@ -709,5 +679,5 @@ fn allocation_scenario() {
         &[Ev::on(5, ROOT), Ev::off(50_000, ROOT)],
         Blocks::Fixed(64),
     );
-    assert_finite(&out, "after reactivation");
+    assert_sane(&out, "after reactivation");
 }

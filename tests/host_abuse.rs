@@ -18,18 +18,15 @@
 
 use grown_test_support::clap_host::common;
 use grown_test_support::clap_host::host;
+use grown_test_support::clap_host::play;
 
+use common::Dice;
 use common::{bundle_path, debug_library, ort_library, serial};
 use host::{Blocks, Ev, Library, Plugin, Stereo};
+use play::{assert_sane, engine_threads, teardown, teardown_to, AUDIBLE, FIRST_SOUND_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long the engine may take to load ONNX Runtime and grow its first sound.
-const FIRST_SOUND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Output above this peak counts as sound.
-const AUDIBLE: f32 = 1e-3;
-/// The soft limiter's ceiling: no sample may exceed full scale.
-const FULL_SCALE: f32 = 1.0;
 /// Engine threads must be gone this soon after an instance is destroyed.
 const JOIN_LIMIT: Duration = Duration::from_millis(200);
 const ROOT: u8 = 60;
@@ -39,54 +36,8 @@ const CHILD: &str = "GROWN_ABUSE_CHILD";
 /// (Float parameters travel normalized through `clap.params`, integers plain.)
 const QUICK: &[(&str, f64)] = &[("Growth", 12.0), ("Length", 0.0)];
 
-/// Counter-based randomness, so every run abuses the plugin the same way.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        common::splitmix64(&mut self.0)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Finite and within full scale, or a panic naming the first bad sample.
-fn assert_sane(audio: &Stereo, what: &str) {
-    if let Some(i) = audio.first_non_finite() {
-        panic!(
-            "{what}: non-finite sample at {i} ({}, {})",
-            audio.left[i], audio.right[i]
-        );
-    }
-    let peak = audio.peak();
-    assert!(peak <= FULL_SCALE, "{what}: peak {peak} above full scale");
-}
-
-/// Plays a note now and then until the plugin makes sound.
 fn wait_for_sound(plugin: &mut Plugin) -> Duration {
-    let start = Instant::now();
-    let chunk = plugin.seconds(0.1);
-    let block = plugin.max_block;
-    loop {
-        let held = plugin.render(chunk, &[Ev::on(0, ROOT)], Blocks::Fixed(block));
-        let released = plugin.render(chunk, &[Ev::off(0, ROOT)], Blocks::Fixed(block));
-        assert_sane(&held, "waiting for sound");
-        assert_sane(&released, "waiting for sound");
-        if held.peak() > AUDIBLE || released.peak() > AUDIBLE {
-            return start.elapsed();
-        }
-        // Under valgrind everything is ~50x slower: GROWN_ABUSE_TIMEOUT_S stretches the wait.
-        let limit = std::env::var("GROWN_ABUSE_TIMEOUT_S")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map_or(FIRST_SOUND_TIMEOUT, Duration::from_secs);
-        assert!(start.elapsed() < limit, "no sound {limit:?} after note-on");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    play::wait_for_sound(plugin, ROOT)
 }
 
 /// A fresh, activated, sounding instance with the quick settings.
@@ -98,23 +49,6 @@ fn sounding(library: &Library, sample_rate: f64, block: usize) -> Plugin {
     plugin
 }
 
-/// Threads of this process named `grown-engine`. Linux threads inherit their
-/// creator's name, so ONNX Runtime's process-wide threads, started from the
-/// first engine that loads it, carry the name too: tests that count take a
-/// baseline after [`warm_runtime`].
-fn engine_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|name| name.trim() == "grown-engine")
-        })
-        .count()
-}
-
 /// Loads ONNX Runtime in this process (a quick instance, then dropped) and
 /// returns the engine-named thread count with no instance alive.
 fn warm_runtime(library: &Library) -> usize {
@@ -122,31 +56,6 @@ fn warm_runtime(library: &Library) -> usize {
     drop(plugin);
     std::thread::sleep(Duration::from_millis(100));
     engine_threads()
-}
-
-/// Drops an instance and returns how long until the engine-named thread count
-/// is back at `baseline`.
-fn teardown_to(plugin: Plugin, baseline: usize) -> Duration {
-    let start = Instant::now();
-    drop(plugin);
-    while engine_threads() > baseline && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    start.elapsed()
-}
-
-/// Drops an instance and returns how long until its engine thread was gone.
-fn teardown(plugin: Plugin) -> Duration {
-    let before = engine_threads();
-    let start = Instant::now();
-    drop(plugin);
-    while engine_threads() >= before && before > 0 {
-        if start.elapsed() > Duration::from_secs(5) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    start.elapsed()
 }
 
 /// A random MIDI storm: note-ons, duplicate note-ons, note-offs for notes that
@@ -405,7 +314,7 @@ fn corrupt_states_are_refused_and_the_sound_stays() {
         before = again;
     }
     let mut dice = Dice(5);
-    let random: Vec<u8> = (0..4096).map(|_| dice.next() as u8).collect();
+    let random: Vec<u8> = (0..4096).map(|_| dice.roll() as u8).collect();
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.extend_from_slice(&good[8..]);
     let mut lying = 100u64.to_le_bytes().to_vec();
@@ -523,24 +432,20 @@ fn child_scenario() {
 /// `GROWN_ABUSE_VOCODER` (either may be unset).
 fn instance_with_files(library: &Library) -> Plugin {
     let mut plugin = library.instantiate();
-    let state = plugin.save_state();
-    let mut value: serde_json::Value = serde_json::from_slice(&state[8..]).unwrap();
     let field = |var: &str| {
         std::env::var(var)
             .ok()
             .map(|p| serde_json::to_string(&Some(p)).unwrap())
     };
-    if let Some(model) = field("GROWN_ABUSE_MODEL") {
-        value["fields"]["model-path"] = model.into();
-    }
-    if let Some(vocoder) = field("GROWN_ABUSE_VOCODER") {
-        value["fields"]["vocoder-path"] = vocoder.into();
-        value["params"]["vocoder"] = serde_json::json!({"string": "bigvgan"});
-    }
-    let payload = serde_json::to_vec(&value).unwrap();
-    let mut bytes = (payload.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(&payload);
-    plugin.load_state(&bytes);
+    play::load_edited_state(&mut plugin, |state| {
+        if let Some(model) = field("GROWN_ABUSE_MODEL") {
+            state["fields"]["model-path"] = model.into();
+        }
+        if let Some(vocoder) = field("GROWN_ABUSE_VOCODER") {
+            state["fields"]["vocoder-path"] = vocoder.into();
+            state["params"]["vocoder"] = serde_json::json!({"string": "bigvgan"});
+        }
+    });
     plugin.set_params_inactive(QUICK);
     plugin
 }

@@ -4,3 +4,4 @@
 
 pub mod clap_host;
 pub mod onnx;
+pub mod x11;

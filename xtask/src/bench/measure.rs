@@ -155,7 +155,7 @@ pub fn run(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
                 "-j",
                 "2",
                 "-p",
-                "grown",
+                "grown-tools",
                 "--bin",
                 "grown-bench",
             ])

@@ -3,7 +3,7 @@
 //!
 //! The measurements live in two programs, each section in a fresh process so
 //! no measurement inherits another's threads or heap:
-//! * `grown-bench` (src/bin/grown-bench.rs, built here in release): the
+//! * `grown-bench` (crates/tools/src/bin/grown-bench/, built here in release): the
 //!   product's own code paths — `Nca::step`, the built-in inverter, the BigVGAN
 //!   vocoder, the real `Plugin::process`, the engine thread, instance memory;
 //! * `models/grown_train/bench.py` in the project venv: the eager-PyTorch NCA,

@@ -355,7 +355,7 @@ fn method(md: &mut String) {
     let _ = writeln!(md, "## Method\n");
     let _ = writeln!(
         md,
-        "* Rust figures: `src/bin/grown-bench.rs` (release), one process per section, \
+        "* Rust figures: `crates/tools/src/bin/grown-bench/` (release), one process per section, \
          `ORT_DYLIB_PATH` = `target/onnxruntime/libonnxruntime.so.1.31.1`, `GROWN_FORCE_CPU=1`, \
          `GROWN_ORT_THREADS` = the thread count in the tables.\n\
          * Python figures: `models/grown_train/bench.py` in the project venv.\n\

@@ -58,6 +58,21 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Counter-based randomness, so every run of a test plays the same events.
+pub struct Dice(pub u64);
+
+impl Dice {
+    pub fn roll(&mut self) -> u64 {
+        splitmix64(&mut self.0)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.roll() % n
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.roll() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// The debug-assertion build of the plugin `cargo test` made beside this test
 /// binary (allocation checks and the leak check load it).
 pub fn debug_library() -> PathBuf {

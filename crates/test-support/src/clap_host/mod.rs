@@ -7,3 +7,4 @@ pub mod common;
 pub mod ext;
 pub mod gui;
 pub mod host;
+pub mod play;

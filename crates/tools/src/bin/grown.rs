@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use grown::grow::model::NcaModel;
-use grown::render::{self, RenderRequest};
+use grown_tools::render::{self, RenderRequest};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -289,8 +289,8 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
 const SOAK_LEAK_KIB: i64 = 16 * 1024;
 
 fn soak_cmd(args: SoakArgs) -> Result<(), String> {
-    let defaults = grown::soak::SoakConfig::default();
-    let cfg = grown::soak::SoakConfig {
+    let defaults = grown_tools::soak::SoakConfig::default();
+    let cfg = grown_tools::soak::SoakConfig {
         seconds: args.seconds.unwrap_or(defaults.seconds),
         drift: args.drift.unwrap_or(defaults.drift),
         seed: args.seed.unwrap_or(defaults.seed),
@@ -308,7 +308,7 @@ fn soak_cmd(args: SoakArgs) -> Result<(), String> {
         "soak: {:.0} s of audio at {} Hz / {} samples, drift {} steps/s, seed {}",
         cfg.seconds, cfg.sample_rate, cfg.block, cfg.drift, cfg.seed
     );
-    let report = grown::soak::run(model, &cfg, |line| println!("  {line}"))?;
+    let report = grown_tools::soak::run(model, &cfg, |line| println!("  {line}"))?;
     println!("{}", report.summary());
     let mut failures = Vec::new();
     if report.non_finite > 0 {
@@ -317,7 +317,7 @@ fn soak_cmd(args: SoakArgs) -> Result<(), String> {
     if report.peak > 1.0 {
         failures.push(format!("output peak {} above full scale", report.peak));
     }
-    if report.excursion.is_nan() || report.excursion > grown::soak::EXCURSION_TOLERANCE {
+    if report.excursion.is_nan() || report.excursion > grown_tools::soak::EXCURSION_TOLERANCE {
         failures.push(format!(
             "the drifting sound left the model's trained range: ln mel {:.2}..{:.2}, allowed {:.2}..{:.2}",
             report.visible_range.0,

@@ -14,13 +14,13 @@
 
 use grown::grow::model::NcaModel;
 use grown::params::GrownParams;
-use grown::render::{parse_notes, render, RenderRequest};
 use grown::Grown;
+use grown_tools::render::{parse_notes, render, RenderRequest};
 use nice_plug::params::InternalParamMut;
 use nice_plug::plugin::{ParamValue, PluginState};
 use nice_plug::prelude::{Param, ParamPtr, Params, Plugin};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One pinned offline render: which model, how it is grown and played, and the
 /// FNV-1a 64 hash of its output (see [`audio_hash`]).
@@ -82,8 +82,13 @@ fn audio_hash(left: &[f32], right: &[f32], sample_rate: u32) -> u64 {
     h
 }
 
+/// The repository root, where `models/` and `tests/fixtures/` live.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn render_pin(pin: &Pin) -> u64 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = repo();
     let model = match pin.model {
         None => NcaModel::load_embedded_default().unwrap(),
         Some(file) => NcaModel::load(&root.join("models/nca").join(file)).unwrap(),
@@ -219,7 +224,7 @@ const STATE_FIXTURE: &str = "tests/fixtures/state-0.1.0.json";
 /// stands for the projects users saved with that build.
 #[test]
 fn saved_state_from_0_1_0_restores_identically() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(STATE_FIXTURE);
+    let path = repo().join(STATE_FIXTURE);
     let text = std::fs::read_to_string(&path).unwrap();
     let saved: PluginState = serde_json::from_str(&text).unwrap();
     let defaults = saved_params(&GrownParams::default());

@@ -11,19 +11,19 @@
 //!   (the sound must keep evolving: flux never collapses to zero);
 //! * how far the grown spectrogram strays outside the range the model produces
 //!   at its recommended growth step (the engine confines drift to it, within
-//!   [`crate::grow::DRIFT_MARGIN`] of each channel's span, because unconfined
+//!   [`grown::grow::DRIFT_MARGIN`] of each channel's span, because unconfined
 //!   an hour of drift runs away to extreme log-mel values);
 //! * non-finite and out-of-range output samples (must be none).
 
-use crate::dsp::mel::Spectrogram;
-use crate::grow::model::NcaModel;
-use crate::grow::nca::Nca;
-use crate::grow::Grower;
-use crate::play::queue;
-use crate::play::{SoftLimiter, VoiceSettings, Voices};
-use crate::rng;
-use crate::vocoder::inverter::Inverter;
-use crate::vocoder::voicing::Voicing;
+use grown::dsp::mel::Spectrogram;
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
+use grown::grow::Grower;
+use grown::play::queue;
+use grown::play::{SoftLimiter, VoiceSettings, Voices};
+use grown::rng;
+use grown::vocoder::inverter::Inverter;
+use grown::vocoder::voicing::Voicing;
 use std::time::Instant;
 
 /// How far (ln-mel) a generation may stray outside the allowed range before
@@ -118,7 +118,7 @@ pub struct SoakReport {
     /// step (seed and length of the soak): what the model was trained to grow.
     pub trained_range: (f32, f32),
     /// What the generations may span: `trained_range` widened by
-    /// [`crate::grow::DRIFT_MARGIN`] of its width on each side, and never
+    /// [`grown::grow::DRIFT_MARGIN`] of its width on each side, and never
     /// below the contract's floor `ln(1e-5)`.
     pub allowed_range: (f32, f32),
     /// Lowest and highest ln-mel value of any generation.
@@ -329,10 +329,10 @@ pub fn run(
     let start = Instant::now();
     let mel = model.info.mel.clone();
     let fire_rate = model.info.fire_rate;
-    let frames = crate::grow::frames_for(cfg.length_s, &mel);
+    let frames = grown::grow::frames_for(cfg.length_s, &mel);
     let trained = model.info.growth_steps;
     let floor = if model.info.stft.is_none() {
-        crate::dsp::mel::LOG_FLOOR.ln()
+        grown::dsp::mel::LOG_FLOOR.ln()
     } else {
         f32::NEG_INFINITY
     };
@@ -358,7 +358,7 @@ pub fn run(
         .grow(cfg.seed, trained, frames, fire_rate, cfg.mutation)
         .map(value_range)
         .map_err(|e| format!("growth failed at step {trained}: {e}"))?;
-    let margin = crate::grow::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
+    let margin = grown::grow::DRIFT_MARGIN * (trained_range.1 - trained_range.0);
     let mut report = SoakReport {
         deadline_us: block as f64 / sr * 1e6,
         trained_range,

@@ -1,16 +1,16 @@
 //! Offline rendering: the same grower, vocoder, queue and voices as the plugin,
 //! driven by a note list instead of a host. Used by the `grown` CLI and by tests.
 
-use crate::dsp::mel::Spectrogram;
-use crate::dsp::stft_ms::stft_ms_picture;
-use crate::grow::model::NcaModel;
-use crate::grow::nca::Nca;
-use crate::grow::Grower;
-use crate::play::queue;
-use crate::play::{SoftLimiter, VoiceSettings, Voices};
-use crate::vocoder::inverter::Inverter;
-use crate::vocoder::voicing::{stft_ms_visible, Voicing};
-use crate::vocoder::Vocoder;
+use grown::dsp::mel::Spectrogram;
+use grown::dsp::stft_ms::stft_ms_picture;
+use grown::grow::model::NcaModel;
+use grown::grow::nca::Nca;
+use grown::grow::Grower;
+use grown::play::queue;
+use grown::play::{SoftLimiter, VoiceSettings, Voices};
+use grown::vocoder::inverter::Inverter;
+use grown::vocoder::voicing::{stft_ms_visible, Voicing};
+use grown::vocoder::Vocoder;
 use std::fmt;
 use std::path::Path;
 
@@ -264,7 +264,7 @@ pub fn render(model: NcaModel, req: &RenderRequest) -> Result<Rendered, RenderEr
 }
 
 /// NCA grid width for a sound of `length_s` seconds.
-pub fn frames_for(length_s: f32, mel: &crate::dsp::mel::MelConfig) -> usize {
+pub fn frames_for(length_s: f32, mel: &grown::dsp::mel::MelConfig) -> usize {
     ((length_s.max(0.05) * mel.sample_rate as f32) / mel.hop as f32)
         .round()
         .max(8.0) as usize
@@ -307,7 +307,7 @@ fn write_rgb_png(path: &Path, w: usize, h: usize, pixels: &[u8]) -> Result<(), R
 
 /// Writes the spectrogram as a PNG (low frequencies at the bottom), scaled so that
 /// each frame and mel bin covers whole pixels, in the editor's colours and level
-/// mapping ([`crate::picture`]).
+/// mapping ([`grown::picture`]).
 pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
     if s.frames == 0 || s.n_mels == 0 {
         return Err(png_error(path, "empty spectrogram"));
@@ -315,12 +315,12 @@ pub fn write_png(path: &Path, s: &Spectrogram) -> Result<(), RenderError> {
     let sx = (768 / s.frames).clamp(1, 8);
     let sy = 4usize;
     let (w, h) = (s.frames * sx, s.n_mels * sy);
-    let max = crate::picture::loudest(s);
+    let max = grown::picture::loudest(s);
     let mut pixels = vec![0u8; w * h * 3];
     for y in 0..h {
         let mel = s.n_mels - 1 - y / sy;
         for x in 0..w {
-            let c = crate::picture::level_colour(s.at(mel, x / sx), max);
+            let c = grown::picture::level_colour(s.at(mel, x / sx), max);
             pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
         }
     }
@@ -365,7 +365,7 @@ mod tests {
         let info = reader.next_frame(&mut buf).unwrap();
         std::fs::remove_file(&path).ok();
         let mut editor = Vec::new();
-        crate::editor::spectrogram::to_pixels(&spec, &mut editor);
+        grown::editor::spectrogram::to_pixels(&spec, &mut editor);
         let (w, sx, sy) = (
             info.width as usize,
             info.width as usize / 4,
