@@ -9,6 +9,7 @@ excerpt, beside the two scales measured in the same run.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ EXCERPT_SHARE = 0.45
 #: Recordings whose partials glide too fast to form stable lines (birdsong chirps): their fine
 #: structure is not judged, whatever the ceiling happens to reach on one excerpt.
 NO_LINES = ("robin.ogg",)
+#: The models the bare default command trained (``models/default-command/NAME.onnx``, calibrated
+#: afterwards) and their run record (``runs.json``): heard beside the shipped model of the same name.
+DEFAULT_COMMAND_DIR = Path(__file__).resolve().parent.parent / "default-command"
+DEFAULT_COMMAND_LABEL = "default command"
 
 
 @dataclass
@@ -104,13 +109,17 @@ def hear_model(name: str, target_path: Path, candidates: list[Candidate], binary
 
 
 def hear_onnx(path: Path, targets_dir: Path, binary: Path, png_dir: Path | None = None,
-              baseline: Path | None = None) -> Heard:
-    """Hear one model file (and baseline (a) for the same recording, when given) against its recording."""
+              baseline: Path | None = None, default_command_dir: Path | None = DEFAULT_COMMAND_DIR) -> Heard:
+    """Hear one model file against its recording, beside baseline (a) for the same recording when given
+    and the default command's model of the same name when ``default_command_dir`` has one."""
     from grown_train.export import read_metadata, target_recording
 
     meta = read_metadata(path)
     target = target_recording(meta, targets_dir, path.name)
     candidates = [Candidate("shipped", path, int(meta["grown.growth_steps"]))]
+    own = default_command_dir / path.name if default_command_dir is not None else None
+    if own is not None and own.is_file():
+        candidates.append(Candidate(DEFAULT_COMMAND_LABEL, own, int(read_metadata(own)["grown.growth_steps"])))
     if baseline is not None:
         candidates.append(Candidate("notebook (a)", baseline, int(read_metadata(baseline)["grown.growth_steps"])))
     heard = hear_model(path.stem, target, candidates, binary, png_dir)
@@ -173,6 +182,7 @@ def report_section(heard: list[Heard], report_dir: Path | None = None) -> list[s
                 verdict = "**meets the floor**" if ok else "misses: " + "; ".join(misses)
                 lines.append(f"| {h.name} | {label} @ {growth} | {_cells(row)} | {verdict} |")
     lines += ["", "Level is the candidate's RMS minus the loudest excerpt's (the self row: the second excerpt's)."]
+    lines += default_command_lines(heard)
     pictures = [h for h in heard if h.png is not None]
     if pictures:
         lines += ["", "Pictures (recording / ceiling / grown at growth_steps / grown at "
@@ -191,6 +201,29 @@ def report_section(heard: list[Heard], report_dir: Path | None = None) -> list[s
         "flatness; **onsets/s** librosa's onset detector.",
         "",
     ]
+    return lines
+
+
+def default_command_lines(heard: list[Heard], record_dir: Path = DEFAULT_COMMAND_DIR) -> list[str]:
+    """What the ``default command`` rows are: the command, and each run's iterations and wall time
+    from ``runs.json`` (written by ``models/runs/default-command-train.sh``)."""
+    names = [h.name for h in heard if DEFAULT_COMMAND_LABEL in h.rows]
+    if not names:
+        return []
+    record_path = record_dir / "runs.json"
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    lines = ["", f"**{DEFAULT_COMMAND_LABEL}** rows: `python -m grown_train train --target AUDIO --out MODEL.onnx` "
+                 "with no other flag, nothing tuned, then `python -m grown_train calibrate` (level only). "
+                 "Wall time on the shared 2-core CPU, other jobs running beside it:", ""]
+    for name in names:
+        run = record.get(name)
+        if not run:
+            lines.append(f"* {name}: no run record in `{record_path.name}`")
+            continue
+        parts = run.get("segments_s", [])
+        split = f" in {len(parts)} resumed runs ({' + '.join(str(int(p)) for p in parts)} s)" if len(parts) > 1 else ""
+        lines.append(f"* {name}: {run['iterations']} iterations, {run['wall_s'] / 60:.0f} min wall{split}"
+                     f"{'; ' + run['note'] if run.get('note') else ''}")
     return lines
 
 

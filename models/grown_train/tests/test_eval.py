@@ -250,3 +250,24 @@ def test_baseline_a_gets_the_shipped_models_cell_updates():
     assert baseline_iterations(budget, {}, spec, 50)[0] == BASELINE_ITERS  # unknown budget: the fixed default
     budget.baseline_iters = 7
     assert baseline_iterations(budget, info, spec, 50)[0] == 7
+
+
+def test_default_command_rows_say_how_long_each_run_took(tmp_path):
+    from grown_train import hearing as H
+    from grown_train.hearing_eval import DEFAULT_COMMAND_LABEL, Heard, default_command_lines
+
+    row = dict.fromkeys(("level_db", "fine", "modulation", "voiced", "flatness", "onsets"), 0.0)
+    scales = H.Scales(self=row, ceiling=row, reference={})
+    trained = Heard("strings", "strings.ogg", 3.5, scales, rows={"shipped": {}, DEFAULT_COMMAND_LABEL: {}})
+    missing = Heard("trumpet", "trumpet.ogg", 3.5, scales, rows={"shipped": {}, DEFAULT_COMMAND_LABEL: {}})
+    shipped_only = Heard("chord", "chord.wav", 3.5, scales, rows={"shipped": {}})
+    (tmp_path / "runs.json").write_text(json.dumps(
+        {"strings": {"iterations": 400, "wall_s": 2987, "segments_s": [1354, 1633]}}))
+
+    lines = "\n".join(default_command_lines([trained, missing, shipped_only], tmp_path))
+
+    assert "`python -m grown_train train --target AUDIO --out MODEL.onnx`" in lines
+    assert "* strings: 400 iterations, 50 min wall in 2 resumed runs (1354 + 1633 s)" in lines
+    assert "* trumpet: no run record in `runs.json`" in lines
+    assert "chord" not in lines
+    assert default_command_lines([shipped_only], tmp_path) == []
