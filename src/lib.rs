@@ -11,6 +11,7 @@ pub mod onnx;
 pub mod params;
 pub mod picture;
 pub mod play;
+pub mod presets;
 /// Counter-based random numbers (its own crate, so the test models share it).
 pub use grown_rng as rng;
 pub mod state;

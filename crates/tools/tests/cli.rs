@@ -19,7 +19,7 @@ fn grown(args: &[&str]) -> (i32, String, String) {
 fn help_on_every_command() {
     let (rc, out, _) = grown(&["--help"]);
     assert_eq!(rc, 0);
-    for command in ["render", "info", "vocode", "soak"] {
+    for command in ["render", "info", "vocode", "soak", "presets"] {
         assert!(
             out.contains(command),
             "`grown --help` does not list {command}"
@@ -30,6 +30,7 @@ fn help_on_every_command() {
     }
     let (_, out, _) = grown(&["render", "--help"]);
     for flag in [
+        "--preset",
         "--model",
         "--seed",
         "--growth",
@@ -78,4 +79,55 @@ fn bad_invocations_are_one_clear_error() {
     let (rc, _, err) = grown(&["info", "/nonexistent/model.onnx"]);
     assert_eq!(rc, 2);
     assert!(err.starts_with("grown: model file not found"), "{err}");
+}
+
+/// The samples of a WAV `grown render` wrote (32-bit float, interleaved).
+fn wav_samples(path: &std::path::Path) -> Vec<f32> {
+    hound::WavReader::open(path)
+        .expect("rendered WAV")
+        .samples::<f32>()
+        .map(|s| s.expect("WAV sample"))
+        .collect()
+}
+
+#[test]
+fn factory_presets_are_listed_and_render_their_own_sound() {
+    let (rc, out, err) = grown(&["presets"]);
+    assert_eq!(rc, 0, "{err}");
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(ids.len() >= 12, "{} presets:\n{out}", ids.len());
+
+    let dir = std::env::temp_dir().join(format!("grown-cli-presets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let render = |preset: &str, extra: &[&str]| {
+        let wav = dir.join(format!("{preset}{}.wav", extra.len()));
+        let mut args = vec!["render", "--preset", preset, "--notes", "60@0+2"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", wav.to_str().unwrap()]);
+        let (rc, _, err) = grown(&args);
+        assert_eq!(rc, 0, "grown {args:?}: {err}");
+        wav_samples(&wav)
+    };
+    let strings = render("strings-bow", &[]);
+    let trumpet = render("trumpet-stab", &[]);
+    for (name, audio) in [("strings-bow", &strings), ("trumpet-stab", &trumpet)] {
+        let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!(peak > 0.01, "{name} is silent (peak {peak})");
+    }
+    assert_ne!(strings, trumpet, "two presets rendered the same audio");
+    // An explicit option overrides the preset: another seed, another sound.
+    assert_ne!(render("strings-bow", &["--seed", "2"]), strings);
+
+    let (rc, _, err) = grown(&[
+        "render", "--preset", "nope", "--notes", "60@0+1", "--out", "x.wav",
+    ]);
+    assert_eq!(rc, 2);
+    assert_eq!(
+        err.trim(),
+        "grown: no factory preset 'nope' (`grown presets` lists them)"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use grown::grow::model::NcaModel;
+use grown::presets::{self, Preset};
 use grown_tools::render::{self, RenderRequest};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,25 +37,31 @@ enum Command {
     },
     /// Run the engine and voices for a long time and check level, range, timing and memory.
     Soak(SoakArgs),
+    /// List the factory presets, one per line: ID, name, tags.
+    Presets,
 }
 
 #[derive(clap::Args)]
 struct RenderArgs {
+    /// Factory preset to start from (`grown presets` lists them); the options below
+    /// override its values. Offline renders grow once: its Drift and Damage are not played.
+    #[arg(long, value_name = "ID")]
+    preset: Option<String>,
     /// Model file (.onnx); the embedded default when omitted.
     #[arg(long, value_name = "M.onnx")]
     model: Option<PathBuf>,
-    /// Seed of the grown sound.
-    #[arg(long, default_value_t = 1)]
-    seed: u32,
+    /// Seed of the grown sound [default: 1].
+    #[arg(long)]
+    seed: Option<u32>,
     /// NCA steps to grow (default: the model's `grown.growth_steps`).
     #[arg(long, value_name = "N")]
     growth: Option<u32>,
     /// Length of the grown loop in seconds (0.05 to 60).
     #[arg(long, value_name = "SEC")]
     length: Option<f32>,
-    /// MIDI note that plays the sound at its own pitch.
-    #[arg(long, value_name = "KEY", default_value_t = 60)]
-    root: u8,
+    /// MIDI note that plays the sound at its own pitch [default: 60].
+    #[arg(long, value_name = "KEY")]
+    root: Option<u8>,
     /// Output sample rate in Hz (8000 to 384000).
     #[arg(long, value_name = "HZ")]
     sample_rate: Option<f32>,
@@ -109,6 +116,10 @@ fn main() -> ExitCode {
         Command::Info { model } => info_cmd(model),
         Command::Vocode { audio, out } => vocode_cmd(&audio, &out),
         Command::Soak(args) => soak_cmd(args),
+        Command::Presets => {
+            presets_cmd();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,10 +140,22 @@ fn load_model(path: Option<&Path>) -> Result<NcaModel, String> {
 fn render_cmd(args: RenderArgs) -> Result<(), String> {
     let out = args.out;
     let notes = render::parse_notes(&args.notes).map_err(|e| e.to_string())?;
-    // Arguments first: a mistyped option is reported before a model is loaded.
-    let mut req = RenderRequest::new(args.seed, args.growth.unwrap_or(0), notes);
+    // Arguments first: a mistyped option or preset is reported before a model is loaded.
+    let preset = args
+        .preset
+        .as_deref()
+        .map(presets::find)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let mut req = RenderRequest::new(1, 0, notes);
+    if let Some(preset) = &preset {
+        apply_preset(preset, &mut req);
+    }
+    req.seed = args.seed.unwrap_or(req.seed);
     req.length_s = args.length.unwrap_or(req.length_s);
-    req.voice.root_note = f32::from(args.root);
+    if let Some(root) = args.root {
+        req.voice.root_note = f32::from(root);
+    }
     req.sample_rate = args.sample_rate.unwrap_or(req.sample_rate);
     if !(8000.0..=384_000.0).contains(&req.sample_rate) {
         return Err("--sample-rate must be between 8000 and 384000".into());
@@ -140,8 +163,18 @@ fn render_cmd(args: RenderArgs) -> Result<(), String> {
     if !(0.05..=60.0).contains(&req.length_s) {
         return Err("--length must be between 0.05 and 60 seconds".into());
     }
-    let model = load_model(args.model.as_deref())?;
-    req.growth = args.growth.unwrap_or(model.info.growth_steps);
+    let preset_model = preset
+        .as_ref()
+        .and_then(|p| p.model.as_deref())
+        .map(|stored| {
+            grown::grow::library::resolve(stored, &grown::grow::library::model_dirs(), "nca")
+        });
+    let model = load_model(args.model.as_deref().or(preset_model.as_deref()))?;
+    let preset_growth = preset.as_ref().and_then(|p| p.number("growth"));
+    req.growth = args
+        .growth
+        .or(preset_growth.map(|g| g as u32))
+        .unwrap_or(model.info.growth_steps);
     if req.growth > grown::params::MAX_GROWTH as u32 {
         return Err(format!(
             "--growth must be at most {}",
@@ -174,6 +207,49 @@ fn render_cmd(args: RenderArgs) -> Result<(), String> {
         req.seed
     );
     Ok(())
+}
+
+/// What a preset sets that an offline render plays: the growth settings and the
+/// voices. Drift, Damage and the vocoder choice need the engine and are left out.
+fn apply_preset(preset: &Preset, req: &mut RenderRequest) {
+    let number = |key: &str| preset.number(key);
+    if let Some(seed) = number("seed") {
+        req.seed = seed as u32;
+    }
+    if let Some(length) = number("length") {
+        req.length_s = length as f32;
+    }
+    req.fire_rate = number("fire-rate").map(|f| f as f32).or(req.fire_rate);
+    req.mutation = number("mutation").map_or(req.mutation, |m| m as f32);
+    let voice = &mut req.voice;
+    for (key, slot) in [
+        ("attack", &mut voice.attack_s),
+        ("decay", &mut voice.decay_s),
+        ("sustain", &mut voice.sustain),
+        ("release", &mut voice.release_s),
+        ("root", &mut voice.root_note),
+        ("bend-range", &mut voice.bend_range),
+        ("morph", &mut voice.morph_s),
+    ] {
+        if let Some(v) = number(key) {
+            *slot = v as f32;
+        }
+    }
+    if let Some(db) = number("gain") {
+        voice.gain = nice_plug::util::db_to_gain(db as f32);
+    }
+    if let Some(voices) = number("polyphony") {
+        voice.polyphony = voices as usize;
+    }
+    if let Some(looping) = preset.switch("loop") {
+        voice.looping = looping;
+    }
+}
+
+fn presets_cmd() {
+    for p in presets::factory() {
+        println!("{:<22} {:<28} {}", p.id, p.name, p.tags.join(", "));
+    }
 }
 
 /// The recording's own mel through the built-in inverter: what a perfect mel model
