@@ -9,9 +9,11 @@ pub mod engine;
 pub mod grow;
 pub mod onnx;
 pub mod params;
+pub mod perform;
 pub mod picture;
 pub mod play;
 pub mod presets;
+pub mod userdata;
 /// Counter-based random numbers (its own crate, so the test models share it).
 pub use grown_rng as rng;
 pub mod state;
@@ -23,7 +25,9 @@ use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use params::{GrownParams, LoopMode};
 use parking_lot::Mutex;
+use perform::Performance;
 use play::queue::{GenerationConsumer, GENERATION_CAPACITY, GENERATION_POOL};
+use play::Expression;
 use play::{Playheads, SoftLimiter, VoiceSettings, Voices};
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
@@ -63,6 +67,10 @@ pub struct Grown {
     snapshot_output: Arc<Mutex<triple_buffer::Output<Spectrogram>>>,
     /// Normalised pitch-bend wheel position, -1..1, kept across blocks.
     bend: f32,
+    /// Mod wheel, channel pressure and the host's tempo, kept across blocks.
+    performance: Performance,
+    /// Voice capacity last reported to the host (CLAP voice info).
+    voice_capacity: u32,
 }
 
 impl Default for Grown {
@@ -85,30 +93,35 @@ impl Default for Grown {
             snapshot_input: Some(snapshot_input),
             snapshot_output: Arc::new(Mutex::new(snapshot_output)),
             bend: 0.0,
+            performance: Performance::default(),
+            voice_capacity: 0,
         }
     }
 }
 
 impl Grown {
-    /// Copies the growth parameters into the engine's atomics; cheap and lock-free.
-    fn sync_controls(&self) {
+    /// Copies the growth parameters, after the performance, into the engine's
+    /// atomics; cheap and lock-free.
+    fn sync_controls(&self) -> perform::Performed {
         let p = &self.params;
         let c = &self.controls;
-        c.growth
-            .store(p.grow.growth.value().max(0) as u32, Ordering::Relaxed);
+        let now = perform::perform(p, &self.performance);
+        c.growth.store(now.growth.max(0) as u32, Ordering::Relaxed);
         c.seed
             .store(p.grow.seed.value().max(0) as u32, Ordering::Relaxed);
-        c.drift.store(p.grow.drift.value(), Ordering::Relaxed);
+        c.drift.store(now.drift, Ordering::Relaxed);
         c.fire_rate
             .store(p.grow.fire_rate.value(), Ordering::Relaxed);
-        c.mutation.store(p.grow.mutation.value(), Ordering::Relaxed);
-        c.damage.store(p.grow.damage.value(), Ordering::Relaxed);
-        c.length_s.store(p.grow.length.value(), Ordering::Relaxed);
+        c.mutation.store(now.mutation, Ordering::Relaxed);
+        c.damage.store(now.damage, Ordering::Relaxed);
+        c.length_s.store(now.length_s, Ordering::Relaxed);
         c.vocoder.store(p.output.vocoder.value());
+        now
     }
 
-    fn voice_settings(&self) -> VoiceSettings {
+    fn voice_settings(&self, now: &perform::Performed) -> VoiceSettings {
         let p = &self.params;
+        let e = &p.expression;
         VoiceSettings {
             attack_s: p.voice.attack.value(),
             decay_s: p.voice.decay.value(),
@@ -118,8 +131,15 @@ impl Grown {
             bend_range: p.voice.bend_range.value(),
             gain: 1.0,
             looping: p.output.loop_mode.value() == LoopMode::Loop,
-            morph_s: p.output.morph.value(),
+            morph_s: now.morph_s,
             polyphony: p.voice.polyphony.value().clamp(1, play::MAX_VOICES as i32) as usize,
+            tune: p.voice.tune.value(),
+            velocity_curve: e.velocity_curve.value(),
+            velocity_tone: e.velocity_tone.value(),
+            voice_pressure: e.voice_pressure.value(),
+            mpe_bend_range: e.mpe_bend_range.value(),
+            mpe: e.mpe.value(),
+            loop_s: now.loop_s,
         }
     }
 
@@ -174,12 +194,107 @@ impl Grown {
                         .choke(note, channel.number().unwrap_or(0), voice_id.id());
                 }
             }
-            NoteEvent::MidiPitchBend { value, .. } => {
-                self.bend = (value * 2.0 - 1.0).clamp(-1.0, 1.0);
-                self.voices.pitch_bend(self.bend);
+            NoteEvent::MidiPitchBend { channel, value, .. } => {
+                let bend = (value * 2.0 - 1.0).clamp(-1.0, 1.0);
+                if self.mpe_member(channel) {
+                    self.voices
+                        .channel_expression(channel, Expression::Bend(bend));
+                } else {
+                    self.bend = bend;
+                    self.voices.pitch_bend(self.bend);
+                }
+            }
+            NoteEvent::MidiChannelPressure {
+                channel, pressure, ..
+            } => {
+                if self.mpe_member(channel) {
+                    self.voices
+                        .channel_expression(channel, Expression::Pressure(pressure));
+                } else if pressure.is_finite() {
+                    self.performance.pressure = pressure.clamp(0.0, 1.0);
+                }
+            }
+            NoteEvent::MidiCC {
+                channel, cc, value, ..
+            } => match cc {
+                control_change::MODULATION_MSB if value.is_finite() => {
+                    self.performance.wheel = value.clamp(0.0, 1.0);
+                }
+                // MPE timbre: centre (64) and up leave the note open, lower darkens.
+                control_change::SOUND_CONTROLLER_5 if self.mpe_member(channel) => {
+                    let bright = Expression::Brightness((2.0 * value).min(1.0));
+                    self.voices.channel_expression(channel, bright);
+                }
+                _ => {}
+            },
+            NoteEvent::PolyPressure {
+                voice_id,
+                channel,
+                key,
+                pressure,
+                ..
+            } => self.note_expression(voice_id, channel, key, Expression::Pressure(pressure)),
+            NoteEvent::PolyTuning {
+                voice_id,
+                channel,
+                key,
+                tuning,
+                ..
+            } => self.note_expression(voice_id, channel, key, Expression::Tuning(tuning)),
+            NoteEvent::PolyVolume {
+                voice_id,
+                channel,
+                key,
+                gain,
+                ..
+            } => self.note_expression(voice_id, channel, key, Expression::Volume(gain)),
+            NoteEvent::PolyPan {
+                voice_id,
+                channel,
+                key,
+                pan,
+                ..
+            } => self.note_expression(voice_id, channel, key, Expression::Pan(pan)),
+            NoteEvent::PolyBrightness {
+                voice_id,
+                channel,
+                key,
+                brightness,
+                ..
+            } => self.note_expression(voice_id, channel, key, Expression::Brightness(brightness)),
+            NoteEvent::PolyModulation {
+                voice_id,
+                poly_modulation_id: id,
+                normalized_offset,
+                ..
+            } => {
+                let at = perform::poly_base(&self.params, id) + normalized_offset;
+                let value = perform::poly_value(&self.params, id, at);
+                self.voices
+                    .poly_modulate(voice_id, id as usize, normalized_offset, value);
+            }
+            NoteEvent::MonoAutomation {
+                poly_modulation_id: id,
+                normalized_value,
+                ..
+            } => {
+                let params = &self.params;
+                self.voices.poly_rebase(id as usize, |offset| {
+                    perform::poly_value(params, id, normalized_value + offset)
+                });
             }
             _ => {}
         }
+    }
+
+    /// Whether `channel` is an MPE member channel (one note's own), not the master.
+    fn mpe_member(&self, channel: u8) -> bool {
+        channel != 0 && self.params.expression.mpe.value()
+    }
+
+    fn note_expression(&mut self, voice_id: VoiceID, channel: Channel, key: Key, e: Expression) {
+        self.voices
+            .expression(voice_id.id(), channel.number(), key.number(), e);
     }
 }
 
@@ -233,6 +348,9 @@ impl Plugin for Grown {
     ) -> bool {
         self.voices
             .set_output_sample_rate(buffer_config.sample_rate);
+        self.controls
+            .host_rate
+            .store(buffer_config.sample_rate, Ordering::Relaxed);
         self.sync_controls();
         // Shown once: what a restored state had to have corrected.
         if let Some(notice) = self.params.restore_notice.write().take() {
@@ -277,6 +395,7 @@ impl Plugin for Grown {
     fn reset(&mut self) {
         self.voices.reset();
         self.bend = 0.0;
+        self.performance = Performance::default();
     }
 
     fn process(
@@ -285,7 +404,14 @@ impl Plugin for Grown {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        self.sync_controls();
+        let transport = context.transport();
+        self.performance.tempo = transport.tempo;
+        if let (Some(n), Some(d)) = (transport.time_sig_numerator, transport.time_sig_denominator) {
+            if n > 0 && d > 0 {
+                self.performance.beats_per_bar = f64::from(n) * 4.0 / f64::from(d);
+            }
+        }
+        let now = self.sync_controls();
         if let Some(consumer) = &mut self.consumer {
             while let Some(generation) = consumer.receive() {
                 self.voices
@@ -296,7 +422,11 @@ impl Plugin for Grown {
             self.voices.release_unused(&mut |old| consumer.recycle(old));
         }
 
-        let settings = self.voice_settings();
+        let mut settings = self.voice_settings(&now);
+        if self.voice_capacity != settings.polyphony as u32 {
+            self.voice_capacity = settings.polyphony as u32;
+            context.set_current_voice_capacity(self.voice_capacity);
+        }
         let num_samples = buffer.samples();
         let outputs = buffer.as_slice();
         let (left, right) = outputs.split_at_mut(1);
@@ -312,7 +442,16 @@ impl Plugin for Grown {
                 if event.timing() as usize > block_start {
                     break;
                 }
+                let moves_controls = matches!(
+                    event,
+                    NoteEvent::MidiCC { .. } | NoteEvent::MidiChannelPressure { .. }
+                );
                 self.handle_event(event, &settings);
+                if moves_controls {
+                    // The wheel or pressure may move Growth or Morph mid-block.
+                    let now = self.sync_controls();
+                    settings = self.voice_settings(&now);
+                }
                 next_event = context.next_event();
             }
             let mut block_end = (block_start + MAX_SUB_BLOCK).min(num_samples);
@@ -366,6 +505,10 @@ impl ClapPlugin for Grown {
         ClapFeature::Sampler,
         ClapFeature::Stereo,
     ];
+    const CLAP_POLY_MODULATION_CONFIG: Option<PolyModulationConfig> = Some(PolyModulationConfig {
+        max_voice_capacity: play::MAX_VOICES as u32,
+        supports_overlapping_voices: true,
+    });
 }
 
 impl Vst3Plugin for Grown {

@@ -21,6 +21,69 @@ pub enum LoopMode {
     Loop,
 }
 
+/// A note value that Drift or Length follows at the host's tempo, or `Free`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempoSync {
+    /// Not synced: Drift in steps per second, Length in seconds.
+    #[id = "free"]
+    #[name = "Free"]
+    Free,
+    #[id = "1/16"]
+    #[name = "1/16"]
+    Sixteenth,
+    #[id = "1/8"]
+    #[name = "1/8"]
+    Eighth,
+    #[id = "1/4"]
+    #[name = "1/4"]
+    Quarter,
+    #[id = "1/2"]
+    #[name = "1/2"]
+    Half,
+    #[id = "1-bar"]
+    #[name = "1 bar"]
+    Bar,
+    #[id = "2-bars"]
+    #[name = "2 bars"]
+    TwoBars,
+    #[id = "4-bars"]
+    #[name = "4 bars"]
+    FourBars,
+}
+
+/// What a global controller (mod wheel, channel pressure) moves.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModTarget {
+    #[id = "off"]
+    #[name = "Off"]
+    Off,
+    #[id = "growth"]
+    #[name = "Growth"]
+    Growth,
+    #[id = "drift"]
+    #[name = "Drift"]
+    Drift,
+    #[id = "mutation"]
+    #[name = "Mutation"]
+    Mutation,
+    #[id = "damage"]
+    #[name = "Damage"]
+    Damage,
+    #[id = "morph"]
+    #[name = "Morph"]
+    Morph,
+}
+
+/// CLAP polyphonic modulation ids: which per-voice value a host modulates.
+pub mod poly_mod {
+    pub const ATTACK: u32 = 0;
+    pub const DECAY: u32 = 1;
+    pub const SUSTAIN: u32 = 2;
+    pub const RELEASE: u32 = 3;
+    pub const TUNE: u32 = 4;
+    pub const GAIN: u32 = 5;
+}
+
 #[derive(Params)]
 pub struct GrownParams {
     /// Chosen NCA model file; `None` plays the embedded default. Persisted so that
@@ -38,6 +101,10 @@ pub struct GrownParams {
     /// activation, then cleared.
     #[persist = "restore-notice"]
     pub restore_notice: RwLock<Option<String>>,
+    /// Name of the preset last applied or saved (`None` once edited away from
+    /// nothing); persisted so the browser shows it when the project reopens.
+    #[persist = "preset-name"]
+    pub preset_name: RwLock<Option<String>>,
 
     /// How the sound grows (the engine thread reads these through
     /// `EngineControls`).
@@ -49,6 +116,9 @@ pub struct GrownParams {
     /// What reaches the output: crossfades, level, looping and the vocoder.
     #[nested(group = "Output")]
     pub output: OutputParams,
+    /// How the player's hands shape the sound: velocity, wheel, pressure, MPE.
+    #[nested(group = "Expression")]
+    pub expression: ExpressionParams,
 }
 
 /// The growth group: what the NCA grows and how it evolves. IDs are the flat
@@ -77,6 +147,13 @@ pub struct GrowthParams {
     /// Seconds of grown sound (the NCA grid's width in frames follows from it).
     #[id = "length"]
     pub length: FloatParam,
+    /// When not Free, Drift counts steps per this note value at the host's tempo.
+    #[id = "drift-sync"]
+    pub drift_sync: EnumParam<TempoSync>,
+    /// When not Free, Length is this note value at the host's tempo (doubled or
+    /// halved into Length's range), and looping voices lock their loop to it.
+    #[id = "length-sync"]
+    pub length_sync: EnumParam<TempoSync>,
 }
 
 /// The voice group: envelope, pitch and polyphony of the notes.
@@ -103,6 +180,45 @@ pub struct VoiceParams {
     /// Semitones of pitch bend at full wheel deflection.
     #[id = "bend-range"]
     pub bend_range: FloatParam,
+    /// Semitones added to every voice; hosts may modulate it per voice.
+    #[id = "tune"]
+    pub tune: FloatParam,
+}
+
+/// The expression group: what velocity, the mod wheel, pressure and MPE do.
+#[derive(Params)]
+pub struct ExpressionParams {
+    /// Shape of velocity → level: 0 linear, above 0 soft touch plays louder,
+    /// below 0 a hard touch is needed.
+    #[id = "velocity-curve"]
+    pub velocity_curve: FloatParam,
+    /// How much softer notes are also darker (a per-voice low-pass); 0 leaves
+    /// the timbre alone.
+    #[id = "velocity-tone"]
+    pub velocity_tone: FloatParam,
+    /// What the mod wheel (CC 1) moves.
+    #[id = "wheel-target"]
+    pub wheel_target: EnumParam<ModTarget>,
+    /// How far a full wheel moves its target, as a share of the target's range.
+    #[id = "wheel-depth"]
+    pub wheel_depth: FloatParam,
+    /// What channel pressure (aftertouch) moves.
+    #[id = "pressure-target"]
+    pub pressure_target: EnumParam<ModTarget>,
+    /// How far full pressure moves its target, as a share of its range.
+    #[id = "pressure-depth"]
+    pub pressure_depth: FloatParam,
+    /// How much a voice's own pressure (polyphonic aftertouch, CLAP pressure,
+    /// MPE channel pressure) sets its level: 0 ignores it, 1 silent until pressed.
+    #[id = "voice-pressure"]
+    pub voice_pressure: FloatParam,
+    /// MPE: channel 1 is the master, every other channel carries one note's
+    /// pitch bend, pressure and timbre (CC 74).
+    #[id = "mpe"]
+    pub mpe: BoolParam,
+    /// Semitones of an MPE note's own pitch bend at full deflection.
+    #[id = "mpe-bend-range"]
+    pub mpe_bend_range: FloatParam,
 }
 
 /// The output group: morph crossfade, gain, looping and the vocoder choice.
@@ -147,6 +263,8 @@ impl Default for GrownParams {
             grow: GrowthParams::default(),
             voice: VoiceParams::default(),
             output: OutputParams::default(),
+            expression: ExpressionParams::default(),
+            preset_name: RwLock::new(None),
         }
     }
 }
@@ -191,6 +309,8 @@ impl Default for GrowthParams {
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
                 .with_string_to_value(formatters::s2v_f32_percentage()),
             length: seconds(0.5, 8.0, 3.0, "Length"),
+            drift_sync: EnumParam::new("Drift sync", TempoSync::Free),
+            length_sync: EnumParam::new("Length sync", TempoSync::Free),
         }
     }
 }
@@ -201,13 +321,15 @@ impl Default for VoiceParams {
             root_note: IntParam::new("Root note", 60, IntRange::Linear { min: 0, max: 127 })
                 .with_value_to_string(formatters::v2s_i32_key_formatter())
                 .with_string_to_value(formatters::s2v_i32_key_formatter()),
-            attack: seconds(0.001, 5.0, 0.01, "Attack"),
-            decay: seconds(0.001, 5.0, 0.3, "Decay"),
+            attack: seconds(0.001, 5.0, 0.01, "Attack").with_poly_modulation_id(poly_mod::ATTACK),
+            decay: seconds(0.001, 5.0, 0.3, "Decay").with_poly_modulation_id(poly_mod::DECAY),
             sustain: FloatParam::new("Sustain", 0.8, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_unit(" %")
                 .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
-            release: seconds(0.001, 10.0, 0.3, "Release"),
+                .with_string_to_value(formatters::s2v_f32_percentage())
+                .with_poly_modulation_id(poly_mod::SUSTAIN),
+            release: seconds(0.001, 10.0, 0.3, "Release")
+                .with_poly_modulation_id(poly_mod::RELEASE),
             polyphony: IntParam::new(
                 "Polyphony",
                 8,
@@ -227,6 +349,17 @@ impl Default for VoiceParams {
             )
             .with_step_size(1.0)
             .with_unit(" st"),
+            tune: FloatParam::new(
+                "Tune",
+                0.0,
+                FloatRange::Linear {
+                    min: -24.0,
+                    max: 24.0,
+                },
+            )
+            .with_poly_modulation_id(poly_mod::TUNE)
+            .with_unit(" st")
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
         }
     }
 }
@@ -245,11 +378,41 @@ impl Default for OutputParams {
                 },
             )
             .with_smoother(SmoothingStyle::Logarithmic(20.0))
+            .with_poly_modulation_id(poly_mod::GAIN)
             .with_unit(" dB")
             .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             loop_mode: EnumParam::new("Loop", LoopMode::Loop),
             vocoder: EnumParam::new("Vocoder", VocoderChoice::BuiltIn),
+        }
+    }
+}
+
+impl Default for ExpressionParams {
+    fn default() -> Self {
+        let share = |name: &str, default: f32, min: f32| {
+            FloatParam::new(name, default, FloatRange::Linear { min, max: 1.0 })
+                .with_value_to_string(formatters::v2s_f32_rounded(2))
+        };
+        Self {
+            velocity_curve: share("Velocity curve", 0.0, -1.0),
+            velocity_tone: share("Velocity → tone", 0.0, 0.0),
+            wheel_target: EnumParam::new("Mod wheel →", ModTarget::Off),
+            wheel_depth: share("Mod wheel depth", 1.0, -1.0),
+            pressure_target: EnumParam::new("Pressure →", ModTarget::Off),
+            pressure_depth: share("Pressure depth", 1.0, -1.0),
+            voice_pressure: share("Voice pressure → level", 0.0, 0.0),
+            mpe: BoolParam::new("MPE", false),
+            mpe_bend_range: FloatParam::new(
+                "MPE bend range",
+                48.0,
+                FloatRange::Linear {
+                    min: 1.0,
+                    max: 96.0,
+                },
+            )
+            .with_step_size(1.0)
+            .with_unit(" st"),
         }
     }
 }
@@ -288,6 +451,18 @@ pub const PARAM_IDS: &[&str] = &[
     "gain",
     "loop",
     "vocoder",
+    "drift-sync",
+    "length-sync",
+    "tune",
+    "velocity-curve",
+    "velocity-tone",
+    "wheel-target",
+    "wheel-depth",
+    "pressure-target",
+    "pressure-depth",
+    "voice-pressure",
+    "mpe",
+    "mpe-bend-range",
 ];
 
 /// Shared handle type used by the plugin, the editor and the offline renderer.

@@ -23,9 +23,13 @@
 //! when read: an unknown parameter, a value outside its range or of the wrong
 //! kind is an error naming the file and the key, never a silent clamp.
 
-use crate::params::PARAM_IDS;
+use crate::params::{GrownParams, ModTarget, TempoSync, PARAM_IDS};
+use crate::vocoder::VocoderChoice;
+use nice_plug::plugin::{ParamValue, PluginState};
+use nice_plug::prelude::{util, Enum, Param, ParamPtr, Params};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// The factory presets, built into the binary so every bundle carries them:
 /// `(id, TOML)`, the id being the file name under `presets/` without `.toml`.
@@ -64,9 +68,9 @@ const FACTORY: &[(&str, &str)] = &[
 pub enum Value {
     /// Every numeric parameter, in the editor's unit.
     Number(f64),
-    /// `loop`.
+    /// `loop`, `mpe`.
     Switch(bool),
-    /// `vocoder`: `"built-in"` or `"bigvgan"`.
+    /// A choice by its stable id: `vocoder`, `drift-sync`, `wheel-target`…
     Choice(String),
 }
 
@@ -125,15 +129,14 @@ impl std::error::Error for PresetError {}
 /// parameter itself so a preset that reads can always be applied; Gain is in dB.
 /// Integer parameters (steps, seed, notes, voices) take whole numbers only.
 fn numeric_range(key: &str) -> Option<(f64, f64, bool)> {
-    use nice_plug::prelude::{util, Params};
-    if matches!(key, "loop" | "vocoder") {
-        return None;
-    }
-    let params = crate::params::GrownParams::default();
+    let params = GrownParams::default();
     let (_, ptr, _) = params
         .param_map()
         .into_iter()
         .find(|(id, _, _)| id == key)?;
+    if !matches!(ptr, ParamPtr::FloatParam(_) | ParamPtr::IntParam(_)) {
+        return None;
+    }
     // SAFETY: the pointer comes from `params`, alive until the end of this function.
     let (lo, hi, whole) = unsafe {
         (
@@ -215,42 +218,254 @@ impl Preset {
     }
 }
 
+/// The stable ids a choice parameter takes.
+fn choices(key: &str) -> Option<&'static [&'static str]> {
+    match key {
+        "vocoder" => VocoderChoice::ids(),
+        "drift-sync" | "length-sync" => TempoSync::ids(),
+        "wheel-target" | "pressure-target" => ModTarget::ids(),
+        _ => None,
+    }
+}
+
+/// On/off parameters (`loop` is a choice in the plugin, a switch in presets).
+fn is_switch(key: &str) -> bool {
+    matches!(key, "loop" | "mpe")
+}
+
 fn param_value(id: &str, key: &str, value: &toml::Value) -> Result<Value, PresetError> {
     let bad = |why: String| PresetError::BadValue {
         id: id.to_owned(),
         key: key.to_owned(),
         why,
     };
-    match key {
-        "loop" => value
+    if is_switch(key) {
+        return value
             .as_bool()
             .map(Value::Switch)
-            .ok_or_else(|| bad("must be true or false".into())),
-        "vocoder" => match value.as_str() {
-            Some(choice @ ("built-in" | "bigvgan")) => Ok(Value::Choice(choice.to_owned())),
-            _ => Err(bad("must be \"built-in\" or \"bigvgan\"".into())),
-        },
-        _ => {
-            let Some((min, max, whole)) = numeric_range(key) else {
-                return Err(PresetError::UnknownParam {
-                    id: id.to_owned(),
-                    key: key.to_owned(),
-                });
-            };
-            let v = match value {
-                toml::Value::Integer(i) => *i as f64,
-                toml::Value::Float(f) => *f,
-                _ => return Err(bad("must be a number".into())),
-            };
-            if !(min..=max).contains(&v) {
-                return Err(bad(format!("{v} is outside {min}..={max}")));
+            .ok_or_else(|| bad("must be true or false".into()));
+    }
+    if let Some(ids) = choices(key) {
+        return match value.as_str() {
+            Some(choice) if ids.contains(&choice) => Ok(Value::Choice(choice.to_owned())),
+            _ => Err(bad(format!("must be one of \"{}\"", ids.join("\", \"")))),
+        };
+    }
+    let Some((min, max, whole)) = numeric_range(key) else {
+        return Err(PresetError::UnknownParam {
+            id: id.to_owned(),
+            key: key.to_owned(),
+        });
+    };
+    let v = match value {
+        toml::Value::Integer(i) => *i as f64,
+        toml::Value::Float(f) => *f,
+        _ => return Err(bad("must be a number".into())),
+    };
+    if !(min..=max).contains(&v) {
+        return Err(bad(format!("{v} is outside {min}..={max}")));
+    }
+    if whole && v.fract() != 0.0 {
+        return Err(bad(format!("{v} must be a whole number")));
+    }
+    Ok(Value::Number(v))
+}
+
+/// A preset value as the plugin's saved state holds it (gain linear, `loop`
+/// as its choice id), or `None` when the kinds do not fit.
+fn saved_value(key: &str, ptr: ParamPtr, value: &Value) -> Option<ParamValue> {
+    Some(match (ptr, value) {
+        (ParamPtr::FloatParam(_), Value::Number(v)) if key == "gain" => {
+            ParamValue::F32(util::db_to_gain(*v as f32))
+        }
+        (ParamPtr::FloatParam(_), Value::Number(v)) => ParamValue::F32(*v as f32),
+        (ParamPtr::IntParam(_), Value::Number(v)) => ParamValue::I32(*v as i32),
+        (ParamPtr::BoolParam(_), Value::Switch(on)) => ParamValue::Bool(*on),
+        (ParamPtr::EnumParam(_), Value::Switch(on)) if key == "loop" => {
+            ParamValue::String(if *on { "loop" } else { "one-shot" }.to_owned())
+        }
+        (ParamPtr::EnumParam(_), Value::Choice(id)) => ParamValue::String(id.clone()),
+        _ => return None,
+    })
+}
+
+/// A saved-state value in a preset's units.
+fn preset_value(key: &str, value: &ParamValue) -> Option<Value> {
+    // Four decimals: what the editor shows, without f32 noise (0.300000012).
+    let clean = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
+    Some(match value {
+        ParamValue::F32(v) if key == "gain" => Value::Number(clean(util::gain_to_db(*v))),
+        ParamValue::F32(v) => Value::Number(clean(*v)),
+        ParamValue::I32(v) => Value::Number(f64::from(*v)),
+        ParamValue::Bool(on) => Value::Switch(*on),
+        ParamValue::String(id) if key == "loop" => Value::Switch(id == "loop"),
+        ParamValue::String(id) => Value::Choice(id.clone()),
+    })
+}
+
+/// Every parameter at its default, as the plugin saves it.
+fn default_params() -> BTreeMap<String, ParamValue> {
+    let params = GrownParams::default();
+    let mut out = BTreeMap::new();
+    for (id, ptr, _) in params.param_map() {
+        // SAFETY: the pointers come from `params`, alive until the end of this loop.
+        let value = unsafe {
+            match ptr {
+                ParamPtr::FloatParam(p) => ParamValue::F32((*p).default_plain_value()),
+                ParamPtr::IntParam(p) => ParamValue::I32((*p).default_plain_value()),
+                ParamPtr::BoolParam(p) => ParamValue::Bool((*p).default_plain_value()),
+                ParamPtr::EnumParam(p) => {
+                    let index = (*p).default_plain_value();
+                    let ids = if id == "loop" {
+                        crate::params::LoopMode::ids()
+                    } else {
+                        choices(&id)
+                    };
+                    match ids.and_then(|ids| ids.get(index as usize)) {
+                        Some(s) => ParamValue::String((*s).to_owned()),
+                        None => ParamValue::I32(index),
+                    }
+                }
             }
-            if whole && v.fract() != 0.0 {
-                return Err(bad(format!("{v} must be a whole number")));
+        };
+        out.insert(id, value);
+    }
+    out
+}
+
+impl Preset {
+    /// The plugin state that plays this preset: every parameter the preset
+    /// leaves out at its default (a preset is a whole sound), the model, and
+    /// the preset's name. Editor and host load it the same way, through the
+    /// plugin's state restore (which checks it like any saved state).
+    pub fn to_state(&self) -> PluginState {
+        let params_now = GrownParams::default();
+        let ptrs: BTreeMap<String, ParamPtr> = params_now
+            .param_map()
+            .into_iter()
+            .map(|(id, ptr, _)| (id, ptr))
+            .collect();
+        let mut params = default_params();
+        for (key, value) in &self.params {
+            if let Some(saved) = ptrs.get(key).and_then(|&ptr| saved_value(key, ptr, value)) {
+                params.insert(key.clone(), saved);
             }
-            Ok(Value::Number(v))
+        }
+        let json = |v: &Option<String>| serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        let mut fields = BTreeMap::new();
+        fields.insert("model-path".to_owned(), json(&self.model));
+        fields.insert("preset-name".to_owned(), json(&Some(self.name.clone())));
+        PluginState {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            params,
+            fields,
         }
     }
+
+    /// The sound a plugin state holds, as a preset named `name`: every
+    /// parameter Grown has, and the model as the state names it.
+    pub fn from_state(state: &PluginState, name: &str, tags: Vec<String>) -> Self {
+        let params = state
+            .params
+            .iter()
+            .filter(|(key, _)| PARAM_IDS.contains(&key.as_str()))
+            .filter_map(|(key, value)| Some((key.clone(), preset_value(key, value)?)))
+            .collect();
+        let model = state
+            .fields
+            .get("model-path")
+            .and_then(|json| serde_json::from_str::<Option<String>>(json).ok())
+            .flatten();
+        Self {
+            id: crate::userdata::slug(name),
+            name: name.to_owned(),
+            author: String::new(),
+            tags,
+            model,
+            params,
+        }
+    }
+
+    /// The preset as TOML, parameters in the plugin's order.
+    pub fn to_toml(&self) -> String {
+        let mut top = toml::Table::new();
+        top.insert("name".into(), self.name.clone().into());
+        if !self.author.is_empty() {
+            top.insert("author".into(), self.author.clone().into());
+        }
+        let tags: Vec<toml::Value> = self.tags.iter().map(|t| t.clone().into()).collect();
+        top.insert("tags".into(), tags.into());
+        if let Some(model) = &self.model {
+            top.insert("model".into(), model.clone().into());
+        }
+        let mut params = toml::Table::new();
+        for key in PARAM_IDS {
+            let value = match self.params.get(*key) {
+                Some(Value::Number(v)) if numeric_range(key).is_some_and(|r| r.2) => {
+                    toml::Value::Integer(*v as i64)
+                }
+                Some(Value::Number(v)) => toml::Value::Float(*v),
+                Some(Value::Switch(on)) => toml::Value::Boolean(*on),
+                Some(Value::Choice(id)) => toml::Value::String(id.clone()),
+                None => continue,
+            };
+            params.insert((*key).to_owned(), value);
+        }
+        top.insert("params".into(), params.into());
+        toml::to_string(&top).unwrap_or_default()
+    }
+
+    /// Whether `query` (words, any case) matches the name, id or a tag.
+    pub fn matches(&self, query: &str) -> bool {
+        query.split_whitespace().all(|word| {
+            let word = word.to_lowercase();
+            self.name.to_lowercase().contains(&word)
+                || self.id.contains(&word)
+                || self.tags.iter().any(|t| t.to_lowercase().contains(&word))
+        })
+    }
+}
+
+/// The user's presets in `dir` (by file name), and an error for each file that
+/// did not read: a broken file is reported, never a reason to hide the rest.
+pub fn read_dir(dir: &Path) -> (Vec<Preset>, Vec<String>) {
+    let mut presets = Vec::new();
+    let mut errors = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (presets, errors);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let id = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match Preset::parse(&id, &text) {
+                Ok(p) => presets.push(p),
+                Err(e) => errors.push(e.to_string()),
+            },
+            Err(e) => errors.push(format!("preset {id}: {e}")),
+        }
+    }
+    (presets, errors)
+}
+
+/// Writes `preset` to `dir` as `<slug of its name>.toml` (replacing a preset of
+/// the same name) and returns the path.
+pub fn save(preset: &Preset, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.toml", crate::userdata::slug(&preset.name)));
+    // Written beside and renamed, so a crash never leaves half a preset.
+    let tmp = path.with_extension("toml.part");
+    std::fs::write(&tmp, preset.to_toml())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 /// Every factory preset, in listing order. The files are checked by this
@@ -367,11 +582,77 @@ mod tests {
         assert_eq!(numeric_range("seed"), Some((0.0, 65_535.0, true)));
         assert_eq!(numeric_range("loop"), None);
         assert_eq!(numeric_range("warp"), None);
+        assert_eq!(numeric_range("wheel-target"), None);
         for id in PARAM_IDS {
             assert!(
-                numeric_range(id).is_some() || matches!(*id, "loop" | "vocoder"),
-                "{id}"
+                numeric_range(id).is_some() || is_switch(id) || choices(id).is_some(),
+                "{id} cannot be written in a preset"
             );
         }
+    }
+
+    #[test]
+    fn choices_and_switches_read_by_their_ids() {
+        let p = Preset::parse(
+            "c",
+            "name = \"C\"\n[params]\nmpe = true\nlength-sync = \"1-bar\"\nwheel-target = \"growth\"",
+        )
+        .unwrap();
+        assert_eq!(p.switch("mpe"), Some(true));
+        assert_eq!(p.params["length-sync"], Value::Choice("1-bar".into()));
+        let bad = Preset::parse("c", "name = \"C\"\n[params]\nwheel-target = \"tempo\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("wheel-target must be one of \"off\", \"growth\""),
+            "{bad}"
+        );
+    }
+
+    /// A preset becomes a plugin state the restore accepts untouched, and the
+    /// state reads back as the same preset; its TOML reads back too.
+    #[test]
+    fn presets_round_trip_through_plugin_state_and_toml() {
+        for preset in factory() {
+            let mut state = preset.to_state();
+            let notes = crate::state::repair_untrusted(&mut state);
+            assert!(notes.is_empty(), "{}: {notes:?}", preset.id);
+            let back = Preset::from_state(&state, &preset.name, preset.tags.clone());
+            assert_eq!(back.model, preset.model, "{}", preset.id);
+            for (key, value) in &preset.params {
+                match (value, &back.params[key]) {
+                    (Value::Number(a), Value::Number(b)) => {
+                        assert!((a - b).abs() < 1e-3, "{} {key}: {a} vs {b}", preset.id)
+                    }
+                    (a, b) => assert_eq!(a, b, "{} {key}", preset.id),
+                }
+            }
+            // Every parameter is in the state: unlisted ones at their defaults.
+            assert_eq!(back.params.len(), PARAM_IDS.len());
+            let reread = Preset::parse(&back.id, &back.to_toml()).unwrap();
+            assert_eq!(reread.params, back.params, "{}", preset.id);
+            assert_eq!(reread.name, preset.name);
+        }
+    }
+
+    #[test]
+    fn user_presets_save_and_list_with_broken_files_reported() {
+        let dir = std::env::temp_dir().join(format!("grown-presets-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut p = find("robin-dawn").unwrap();
+        p.name = "My dawn / take 2".into();
+        let path = save(&p, &dir).unwrap();
+        assert_eq!(path.file_name().unwrap(), "my-dawn-take-2.toml");
+        std::fs::write(dir.join("broken.toml"), "name = ").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a preset").unwrap();
+        let (presets, errors) = read_dir(&dir);
+        assert_eq!(presets.len(), 1);
+        assert_eq!(presets[0].name, "My dawn / take 2");
+        assert_eq!(presets[0].params, p.params);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("preset broken:"), "{errors:?}");
+        assert!(p.matches("DAWN bird") || p.matches("dawn"));
+        assert!(!p.matches("trumpet"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -106,6 +106,8 @@ enum Kind<'a> {
     Int(&'a nice_plug::prelude::IntParam),
     /// An enum parameter: its stable ids and its number of variants.
     Enum(Option<&'static [&'static str]>, usize),
+    /// An on/off parameter.
+    Bool,
 }
 
 fn enum_kind<E: Enum>() -> Kind<'static> {
@@ -114,8 +116,9 @@ fn enum_kind<E: Enum>() -> Kind<'static> {
 
 /// The parameter with this stable id, if Grown has one.
 fn kind<'a>(p: &'a GrownParams, id: &str) -> Option<Kind<'a>> {
-    use crate::params::LoopMode;
+    use crate::params::{LoopMode, ModTarget, TempoSync};
     use crate::vocoder::VocoderChoice;
+    let e = &p.expression;
     Some(match id {
         "growth" => Kind::Int(&p.grow.growth),
         "seed" => Kind::Int(&p.grow.seed),
@@ -135,6 +138,16 @@ fn kind<'a>(p: &'a GrownParams, id: &str) -> Option<Kind<'a>> {
         "gain" => Kind::Float(&p.output.gain),
         "loop" => enum_kind::<LoopMode>(),
         "vocoder" => enum_kind::<VocoderChoice>(),
+        "drift-sync" | "length-sync" => enum_kind::<TempoSync>(),
+        "tune" => Kind::Float(&p.voice.tune),
+        "velocity-curve" => Kind::Float(&e.velocity_curve),
+        "velocity-tone" => Kind::Float(&e.velocity_tone),
+        "wheel-target" | "pressure-target" => enum_kind::<ModTarget>(),
+        "wheel-depth" => Kind::Float(&e.wheel_depth),
+        "pressure-depth" => Kind::Float(&e.pressure_depth),
+        "voice-pressure" => Kind::Float(&e.voice_pressure),
+        "mpe" => Kind::Bool,
+        "mpe-bend-range" => Kind::Float(&e.mpe_bend_range),
         _ => return None,
     })
 }
@@ -200,7 +213,7 @@ pub fn repair_untrusted(state: &mut PluginState) -> Vec<String> {
     let mut bad_fields = Vec::new();
     let mut unknown_fields = Vec::new();
     state.fields.retain(|key, data| match key.as_str() {
-        "model-path" | "vocoder-path" => {
+        "model-path" | "vocoder-path" | "preset-name" => {
             let ok = serde_json::from_str::<Option<String>>(data)
                 .is_ok_and(|p| p.is_none_or(|p| !p.is_empty() && !p.contains('\0')));
             if !ok {
@@ -297,6 +310,7 @@ fn check_value(kind: &Kind, value: &mut ParamValue) -> Result<Option<String>, St
                 Err(format!("choice {i} does not exist"))
             }
         }
+        (Kind::Bool, ParamValue::Bool(_)) => Ok(None),
         (_, other) => Err(format!("value of the wrong type ({other:?})")),
     }
 }
@@ -327,7 +341,7 @@ pub fn fuzz_restore(bytes: &[u8]) {
             assert!(
                 matches!(
                     key.as_str(),
-                    "model-path" | "vocoder-path" | "editor-size" | NOTICE_FIELD
+                    "model-path" | "vocoder-path" | "preset-name" | "editor-size" | NOTICE_FIELD
                 ),
                 "repair_untrusted kept field {key}"
             );

@@ -22,12 +22,10 @@ use grown_test_support::clap_host::play;
 use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
 use common::serial;
 use host::{Blocks, Ev, Library, Plugin, Stereo};
-use play::{assert_sane, AUDIBLE};
+use play::{assert_sane, changed_probe, probe, set_param, settled_probe, AUDIBLE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long growth may take to reach its target after a parameter change.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 const ROOT: u8 = 60;
 
 /// The bundle ([`common::bundle_path`]), with a warning when it is older than
@@ -70,25 +68,6 @@ fn warn_if_stale(bundle: &Path) {
     }
 }
 
-/// Sets a parameter by display name to a plain value, at the start of a short render.
-fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
-    let info = plugin.param(name);
-    assert!(
-        (info.min..=info.max).contains(&plain),
-        "{name} = {plain} is outside {}..{}",
-        info.min,
-        info.max
-    );
-    let block = plugin.max_block;
-    let out = plugin.render(block, &[Ev::param(0, info.id, plain)], Blocks::Fixed(block));
-    assert_sane(&out, name);
-    let now = plugin.param_value(info.id);
-    assert!(
-        (now - plain).abs() < 1e-6,
-        "{name} reads back {now} after automating it to {plain}"
-    );
-}
-
 /// Seconds shown by a time parameter such as "0.300 s".
 fn param_seconds(plugin: &mut Plugin, name: &str) -> f64 {
     let id = plugin.param(name).id;
@@ -115,54 +94,6 @@ fn wait_for_sound(plugin: &mut Plugin) -> Duration {
     let tail = plugin.seconds(2.0);
     plugin.render_silence(tail);
     waited
-}
-
-/// Holds `key` for `hold_s`, releases it and renders the release tail.
-fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
-    let hold = plugin.seconds(hold_s);
-    let tail = plugin.seconds(0.6);
-    let block = plugin.max_block;
-    let mut out = plugin.render(hold, &[Ev::on(0, key)], Blocks::Fixed(block));
-    let release = plugin.render(tail, &[Ev::off(0, key)], Blocks::Fixed(block));
-    out.left.extend(release.left);
-    out.right.extend(release.right);
-    assert_sane(&out, "probe");
-    out
-}
-
-/// Repeats a probe until two in a row are sample-identical and audible: growth has
-/// reached its target and any morph crossfade is over.
-fn settled_probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
-    let start = Instant::now();
-    let mut previous = probe(plugin, key, hold_s);
-    loop {
-        std::thread::sleep(Duration::from_millis(150));
-        let next = probe(plugin, key, hold_s);
-        if next == previous && next.peak() > AUDIBLE {
-            return next;
-        }
-        assert!(
-            start.elapsed() < SETTLE_TIMEOUT,
-            "the output of note {key} still changes after {SETTLE_TIMEOUT:?} (peak {})",
-            next.peak()
-        );
-        previous = next;
-    }
-}
-
-/// After a parameter change: waits until the probe differs from `before` (the engine
-/// plays the old sound until the new one has grown and been vocoded), then until it
-/// settles.
-fn changed_probe(plugin: &mut Plugin, before: &Stereo, key: u8, hold_s: f64, what: &str) -> Stereo {
-    let start = Instant::now();
-    while probe(plugin, key, hold_s) == *before {
-        assert!(
-            start.elapsed() < SETTLE_TIMEOUT,
-            "{what} left the samples unchanged for {SETTLE_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    settled_probe(plugin, key, hold_s)
 }
 
 /// A fresh, activated, sounding instance. `params` (display name, plain value) are
@@ -680,4 +611,52 @@ fn allocation_scenario() {
         Blocks::Fixed(64),
     );
     assert_sane(&out, "after reactivation");
+
+    // Expression, polyphonic modulation, MPE, controllers and a tempo.
+    use clack_host::events::event_types::NoteExpressionType;
+    use host::EvKind;
+    for (name, value) in [("MPE", 1.0), ("Velocity → tone", 0.5), ("Length sync", 5.0)] {
+        let id = plugin.param(name).id;
+        plugin.render(64, &[Ev::param(0, id, value)], Blocks::Fixed(64));
+    }
+    plugin.tempo = Some(128.0);
+    let tune = plugin.param("Tune").id;
+    let at = |time: usize, kind: EvKind| Ev { time, kind };
+    let note = |key: u8, channel: u8, note_id: i32| EvKind::NoteWithId {
+        key,
+        channel,
+        note_id,
+        velocity: 0.6,
+    };
+    let expression = |note_id: i32, kind: NoteExpressionType, value: f64| EvKind::Expression {
+        note_id,
+        key: ROOT,
+        channel: 1,
+        kind,
+        value,
+    };
+    let events = [
+        at(0, EvKind::Midi([0xE1, 0, 80])),
+        at(1, note(ROOT, 1, 1)),
+        at(2, expression(1, NoteExpressionType::Tuning, 0.5)),
+        at(3, expression(1, NoteExpressionType::Volume, 0.7)),
+        at(4, expression(1, NoteExpressionType::Pressure, 0.4)),
+        at(
+            5,
+            EvKind::PolyMod {
+                id: tune,
+                note_id: 1,
+                key: ROOT,
+                channel: 1,
+                amount: 0.1,
+            },
+        ),
+        at(6, Ev::param(0, tune, 0.6).kind),
+        at(7, EvKind::Midi([0xB0, 1, 90])),
+        at(8, EvKind::Midi([0xD1, 70, 0])),
+        at(9, EvKind::Midi([0xB1, 74, 30])),
+        at(3000, EvKind::Midi([0x81, ROOT, 0])),
+    ];
+    let out = plugin.render(8000, &events, Blocks::Fixed(64));
+    assert_sane(&out, "expression");
 }

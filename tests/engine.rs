@@ -180,3 +180,78 @@ fn a_missing_model_on_restore_falls_back_to_the_built_in_one() {
     assert!(r.status.model.lock().contains("embedded:strings"));
     r.consumer.recycle(g);
 }
+
+/// Save WAV: the engine writes the generation the voices play, at the host's
+/// rate, as one loop; the status says where (or why not).
+#[test]
+fn save_wav_writes_the_playing_generation_at_the_host_rate() {
+    let mut r = rig();
+    r.controls.host_rate.store(44_100.0, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("grown-save-wav-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let commands = r.engine.as_ref().unwrap().commands();
+    // Asked before anything was grown, or while growing: whichever generation
+    // was last published, never a partial one.
+    let g = r.next_generation(0);
+    let path = dir.join("take.wav");
+    commands
+        .send(EngineCommand::SaveWav {
+            path: path.clone(),
+            looping: true,
+        })
+        .unwrap();
+    let start = Instant::now();
+    let saved = loop {
+        if let Ok(p) = &*r.status.saved.lock() {
+            break p.clone();
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "not saved: {:?}",
+            r.status.saved.lock()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(saved, path);
+    let bytes = std::fs::read(&path).unwrap();
+    // 32-bit float stereo at 44.1 kHz, as long as the generation.
+    assert_eq!(
+        u32::from_le_bytes(bytes[24..28].try_into().unwrap()),
+        44_100
+    );
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap();
+    let frames = u32::from_le_bytes(bytes[data + 4..data + 8].try_into().unwrap()) as usize / 8;
+    let expect = (g.len as f64 * 44_100.0 / f64::from(g.sample_rate)).round() as usize;
+    assert_eq!(frames, expect);
+    let samples: Vec<f32> = bytes[data + 8..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let rms = (samples.iter().map(|x| x * x).sum::<f32>() / samples.len() as f32).sqrt();
+    let src = g.audio();
+    let src_rms = (src.iter().map(|x| x * x).sum::<f32>() / src.len() as f32).sqrt();
+    assert!(
+        (rms / src_rms - 1.0).abs() < 0.05,
+        "file rms {rms} vs generation {src_rms}"
+    );
+    r.consumer.recycle(g);
+
+    // A folder that cannot be made is reported, not a crash.
+    let blocked = dir.join("take.wav").join("inside-a-file.wav");
+    commands
+        .send(EngineCommand::SaveWav {
+            path: blocked,
+            looping: false,
+        })
+        .unwrap();
+    let start = Instant::now();
+    let why = loop {
+        if let Err(why) = &*r.status.saved.lock() {
+            break why.clone();
+        }
+        assert!(start.elapsed() < TIMEOUT);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(why.starts_with("could not save"), "{why}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

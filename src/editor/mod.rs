@@ -9,6 +9,7 @@
 
 mod gl_libraries;
 pub mod models;
+pub mod presets;
 pub mod spectrogram;
 
 use crate::dsp::mel::Spectrogram;
@@ -28,6 +29,7 @@ use nice_plug_egui::{
     create_egui_editor, EguiEditor, EguiEditorState, EguiNiceSettings, NiceEguiApp,
 };
 use parking_lot::Mutex;
+use presets::{BrowserAction, PresetBrowser};
 use spectrogram::SpectrogramView;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct GrownEditor {
     brush_radius: f32,
     /// Path fields and checks of the model picker.
     picker: ModelPicker,
+    /// Factory and user presets, save as, Save WAV.
+    browser: PresetBrowser,
     /// Keeps baseview's GL library loaded from the first open on, so that closing
     /// a window does not unload (and leak) Mesa each time; see `gl_libraries`.
     gl: Option<GlLibraries>,
@@ -108,6 +112,7 @@ pub fn create(shared: EditorShared) -> Option<GrownEguiEditor> {
             view: SpectrogramView::new(),
             brush_radius: 0.08,
             picker: ModelPicker::default(),
+            browser: PresetBrowser::default(),
             gl: None,
         },
     )
@@ -166,13 +171,13 @@ impl NiceEguiApp for GrownEditor {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
                     .auto_shrink([false, false])
-                    .show(ui, |ui| self.contents(ui, &setter));
+                    .show(ui, |ui| self.contents(ui, &setter, &gui));
             });
     }
 }
 
 impl GrownEditor {
-    fn contents(&mut self, ui: &mut egui::Ui, setter: &ParamSetter) {
+    fn contents(&mut self, ui: &mut egui::Ui, setter: &ParamSetter, gui: &GuiContext) {
         let status = self.shared.status.clone();
         let info = status.model_info.lock().clone();
         // `stft-ms` models play without a vocoder and have no mel axis.
@@ -182,6 +187,17 @@ impl GrownEditor {
             ui.heading("Grown");
             ui.label(egui::RichText::new(status.model.lock().clone()).weak());
         });
+        let current = self.shared.params.preset_name.read().clone();
+        if let Some(action) = self.browser.show(ui, current.as_deref()) {
+            self.browse(action, gui);
+        }
+        let saved = match &*status.saved.lock() {
+            Ok(path) => format!("Saved {}", path.display()),
+            Err(why) => why.clone(),
+        };
+        if !saved.is_empty() {
+            ui.label(egui::RichText::new(saved).weak());
+        }
         status_line(ui, &status, self.view.dropped);
 
         // Spectrogram: upload a new snapshot when there is one.
@@ -238,6 +254,8 @@ impl GrownEditor {
                 row(ui, "Mutation", &p.grow.mutation, s);
                 row(ui, "Damage", &p.grow.damage, s);
                 row(ui, "Length", &p.grow.length, s);
+                row(ui, "Drift sync", &p.grow.drift_sync, s);
+                row(ui, "Length sync", &p.grow.length_sync, s);
             });
             group(&mut cols[1], "Voice", setter, |ui, s| {
                 row(ui, "Root note", &p.voice.root_note, s);
@@ -247,6 +265,7 @@ impl GrownEditor {
                 row(ui, "Release", &p.voice.release, s);
                 row(ui, "Polyphony", &p.voice.polyphony, s);
                 row(ui, "Bend range", &p.voice.bend_range, s);
+                row(ui, "Tune", &p.voice.tune, s);
             });
             group(&mut cols[2], "Output", setter, |ui, s| {
                 row(ui, "Morph", &p.output.morph, s);
@@ -257,6 +276,26 @@ impl GrownEditor {
                 }
             });
         });
+        egui::CollapsingHeader::new("Expression")
+            .default_open(false)
+            .show(ui, |ui| {
+                let e = &p.expression;
+                ui.columns(2, |cols| {
+                    group(&mut cols[0], "Touch", setter, |ui, s| {
+                        row(ui, "Vel. curve", &e.velocity_curve, s);
+                        row(ui, "Vel. → tone", &e.velocity_tone, s);
+                        row(ui, "Pressure → level", &e.voice_pressure, s);
+                        row(ui, "MPE", &e.mpe, s);
+                        row(ui, "MPE bend", &e.mpe_bend_range, s);
+                    });
+                    group(&mut cols[1], "Controllers", setter, |ui, s| {
+                        row(ui, "Wheel →", &e.wheel_target, s);
+                        row(ui, "Wheel depth", &e.wheel_depth, s);
+                        row(ui, "Pressure →", &e.pressure_target, s);
+                        row(ui, "Press. depth", &e.pressure_depth, s);
+                    });
+                });
+            });
         ui.label(
             egui::RichText::new(
                 "Drag a slider, or click its value to type one; double-click resets.",
@@ -272,6 +311,61 @@ impl GrownEditor {
                     self.apply(action);
                 }
             });
+    }
+
+    /// Applies, saves or records what the preset browser asked for.
+    fn browse(&mut self, action: BrowserAction, gui: &GuiContext) {
+        match action {
+            BrowserAction::Apply(preset) => {
+                // The host's own state-restore path: checked, and the engine
+                // follows the model through `activate`.
+                gui.set_state(preset.to_state());
+                self.browser.message = format!("Loaded {}", preset.name);
+            }
+            BrowserAction::SaveAs(name) => {
+                let state = gui.get_state();
+                let preset = crate::presets::Preset::from_state(&state, &name, vec!["user".into()]);
+                self.browser.message = match self.browser.save(&preset) {
+                    Ok(path) => {
+                        *self.shared.params.preset_name.write() = Some(name);
+                        format!("Saved {}", path.display())
+                    }
+                    Err(e) => e,
+                };
+            }
+            BrowserAction::SaveWav => {
+                let p = &self.shared.params;
+                let Some(dir) = crate::userdata::recordings_dir() else {
+                    self.browser.message = "no user data folder (HOME is not set)".into();
+                    return;
+                };
+                let name = p
+                    .preset_name
+                    .read()
+                    .clone()
+                    .unwrap_or_else(|| "grown".to_owned());
+                let file = format!(
+                    "{}-seed{}-{}.wav",
+                    crate::userdata::slug(&name),
+                    p.grow.seed.value(),
+                    crate::userdata::timestamp()
+                );
+                let looping = p.output.loop_mode.value() == crate::params::LoopMode::Loop;
+                let sent = self
+                    .shared
+                    .link
+                    .lock()
+                    .send(crate::engine::EngineCommand::SaveWav {
+                        path: dir.join(file),
+                        looping,
+                    });
+                self.browser.message = if sent {
+                    "Saving…".into()
+                } else {
+                    "the engine is not running yet".into()
+                };
+            }
+        }
     }
 
     /// Records the chosen files in the persisted parameters and tells the engine.

@@ -38,4 +38,11 @@ impl EngineLink {
             self.vocoder = vocoder;
         }
     }
+
+    /// Sends one command to a running engine; false when none runs yet.
+    pub fn send(&self, cmd: EngineCommand) -> bool {
+        self.commands
+            .as_ref()
+            .is_some_and(|tx| tx.send(cmd).is_ok())
+    }
 }

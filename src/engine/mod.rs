@@ -5,6 +5,7 @@
 //! can block the audio thread.
 
 pub mod link;
+pub mod record;
 pub mod wire;
 mod worker;
 

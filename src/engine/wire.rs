@@ -29,6 +29,8 @@ pub struct EngineControls {
     pub length_s: AtomicF32,
     /// Which vocoder plays mel models (BigVGAN only when a file is loaded).
     pub vocoder: AtomicVocoderChoice,
+    /// The host's sample rate (set at activation), for Save WAV.
+    pub host_rate: AtomicF32,
 }
 
 impl Default for EngineControls {
@@ -42,6 +44,7 @@ impl Default for EngineControls {
             damage: AtomicF32::new(0.0),
             length_s: AtomicF32::new(3.0),
             vocoder: AtomicVocoderChoice::default(),
+            host_rate: AtomicF32::new(48_000.0),
         }
     }
 }
@@ -67,7 +70,6 @@ impl AtomicVocoderChoice {
 }
 
 /// What the engine reports, for the editor and the plugin.
-#[derive(Default)]
 pub struct EngineStatus {
     /// NCA steps per second while growing (smoothed).
     pub steps_per_s: AtomicF32,
@@ -86,9 +88,28 @@ pub struct EngineStatus {
     /// Metadata of the model in use, for the editor's axes (mel config) and
     /// for checking a vocoder against it before loading.
     pub model_info: Mutex<Option<crate::grow::model::ModelInfo>>,
+    /// Outcome of the last Save WAV: the file written, or why not.
+    pub saved: Mutex<Result<std::path::PathBuf, String>>,
     /// Last error, empty when everything works. The engine keeps playing the
     /// previous sound when something fails.
     pub error: Mutex<String>,
+}
+
+impl Default for EngineStatus {
+    fn default() -> Self {
+        Self {
+            steps_per_s: AtomicF32::new(0.0),
+            vocoder_rtf: AtomicF32::new(0.0),
+            generation: AtomicU64::new(0),
+            step: AtomicU32::new(0),
+            target: AtomicU32::new(0),
+            provider: Mutex::default(),
+            model: Mutex::default(),
+            model_info: Mutex::default(),
+            saved: Mutex::new(Err(String::new())),
+            error: Mutex::default(),
+        }
+    }
 }
 
 /// Requests to the engine thread.
@@ -111,4 +132,7 @@ pub enum EngineCommand {
         /// End time.
         t1: f32,
     },
+    /// Write the sound playing now to `path` as a WAV at the host's rate: one
+    /// seamless loop when `looping`, else the one-shot with its end faded.
+    SaveWav { path: PathBuf, looping: bool },
 }

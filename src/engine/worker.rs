@@ -111,6 +111,8 @@ pub(super) struct Worker {
     error_source: Option<ErrorSource>,
     /// Dabs from the editor's damage brush, if the plugin wired one.
     brush: Option<BrushConsumer>,
+    /// A copy of the last published generation, for Save WAV.
+    take: super::record::Take,
 }
 
 /// What an engine error is about.
@@ -178,6 +180,7 @@ impl Worker {
             damage_events: 0,
             error_source: None,
             brush: None,
+            take: super::record::Take::default(),
         }
     }
 
@@ -289,6 +292,17 @@ impl Worker {
                     g.damage_fraction(mel0, mel1, t0, t1);
                     self.after_damage();
                 }
+            }
+            EngineCommand::SaveWav { path, looping } => {
+                let rate = self.controls.host_rate.load(Ordering::Relaxed);
+                let result = super::record::write_wav(&path, &self.take, rate, looping)
+                    .map(|_| path.clone())
+                    .map_err(|e| format!("could not save {}: {e}", path.display()));
+                match &result {
+                    Ok(p) => nice_plug::nice_log!("grown: saved {}", p.display()),
+                    Err(e) => nice_plug::nice_error!("grown: {e}"),
+                }
+                *self.status.saved.lock() = result;
             }
         }
     }
@@ -653,6 +667,7 @@ impl Worker {
         }
         self.generation += 1;
         voicing.fill(&voiced, &mut slot, self.generation, true);
+        self.take = super::record::Take::capture(&slot);
         let mel_without_bigvgan = !voiced.stereo && want_bigvgan && self.bigvgan.is_none();
         match self.producer.publish(slot) {
             Ok(()) => {

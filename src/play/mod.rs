@@ -13,5 +13,5 @@ pub mod voices;
 pub use limiter::SoftLimiter;
 pub use playheads::Playheads;
 pub use queue::{generation_queue, Generation, GenerationConsumer, GenerationProducer};
-pub use voice::{VoiceEnd, VoiceSettings, MAX_VOICES};
+pub use voice::{shape_velocity, Expression, VoiceEnd, VoiceSettings, MAX_VOICES};
 pub use voices::Voices;

@@ -234,6 +234,23 @@ impl SincTable {
     }
 }
 
+/// `src` (at `src_rate`) at `out_rate`, band-limited with the voices' own
+/// kernel, for offline use (allocates). `circular` reads the source as a loop,
+/// so the result loops too; it then lasts the nearest whole number of samples.
+pub fn resample(src: &[f32], src_rate: f64, out_rate: f64, circular: bool) -> Vec<f32> {
+    if src.is_empty() || !(src_rate > 0.0 && out_rate > 0.0) {
+        return Vec::new();
+    }
+    let table = SincTable::new();
+    let n = ((src.len() as f64) * out_rate / src_rate).round().max(1.0) as usize;
+    // Source samples per output sample, exact for the loop when circular.
+    let step = src.len() as f64 / n as f64;
+    let scale = SINC_RHO / (step as f32).clamp(1.0, MAX_STRETCH);
+    (0..n)
+        .map(|i| table.read(src, i as f64 * step, scale, circular))
+        .collect()
+}
+
 /// Two dot products of `s` with `a` and `b`, in 8 lanes so the compiler can use SIMD.
 #[inline(always)]
 pub(crate) fn dot2(s: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {

@@ -40,6 +40,45 @@ pub struct VoiceSettings {
     pub morph_s: f32,
     /// Voices allowed to sound at once (1..=MAX_VOICES); more notes steal.
     pub polyphony: usize,
+    /// Semitones added to every voice (the Tune parameter).
+    pub tune: f32,
+    /// Velocity → level shape, −1..1; 0 is linear (see [`shape_velocity`]).
+    pub velocity_curve: f32,
+    /// How much soft notes are darker, 0..1.
+    pub velocity_tone: f32,
+    /// How much a voice's own pressure sets its level, 0..1.
+    pub voice_pressure: f32,
+    /// Semitones of an MPE note's own bend at full deflection.
+    pub mpe_bend_range: f32,
+    /// MPE on: notes take their channel's last bend, pressure and timbre
+    /// (a controller sends them before the note-on).
+    pub mpe: bool,
+    /// Seconds one loop must last when Length follows the tempo (0: the
+    /// generation's own length). Looping voices play at the rate that makes
+    /// the grown loop exactly this long, so it stays on the beat.
+    pub loop_s: f64,
+}
+
+/// Per-voice values a host can modulate (CLAP polyphonic modulation); the
+/// index is the parameter's `poly_mod` id.
+pub const POLY_TARGETS: usize = 6;
+
+/// One note's expression, from CLAP note expressions, polyphonic aftertouch or
+/// an MPE member channel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Expression {
+    /// Semitones added to the note (CLAP tuning).
+    Tuning(f32),
+    /// MPE per-note pitch bend, −1..1, times `mpe_bend_range`.
+    Bend(f32),
+    /// Linear gain (CLAP volume, 0..4).
+    Volume(f32),
+    /// Balance, −1 left .. 1 right.
+    Pan(f32),
+    /// Pressure 0..1 (with `voice_pressure`, the note's level).
+    Pressure(f32),
+    /// Timbre 0..1: 1 open, lower is darker (CLAP brightness, MPE CC 74).
+    Brightness(f32),
 }
 
 impl Default for VoiceSettings {
@@ -55,6 +94,13 @@ impl Default for VoiceSettings {
             looping: true,
             morph_s: 0.5,
             polyphony: 8,
+            tune: 0.0,
+            velocity_curve: 0.0,
+            velocity_tone: 0.0,
+            voice_pressure: 0.0,
+            mpe_bend_range: 48.0,
+            mpe: false,
+            loop_s: 0.0,
         }
     }
 }
@@ -113,6 +159,71 @@ pub(crate) struct Voice {
     /// Playhead in seconds of generation time, unwrapped so that generations of
     /// different lengths each wrap it on their own during a crossfade.
     pub(crate) pos_s: f64,
+    /// The note's expression; see [`NoteExpression`].
+    pub(crate) expr: NoteExpression,
+    /// Host polyphonic modulation: normalised offsets and the plain values they
+    /// give (`NaN`: not modulated, the parameter's value applies).
+    pub(crate) poly_offset: [f32; POLY_TARGETS],
+    pub(crate) poly_value: [f32; POLY_TARGETS],
+    /// Level factor from volume, pressure and modulated gain, smoothed towards
+    /// its target so expression never steps the waveform.
+    pub(crate) expr_gain: f32,
+    /// One-pole low-pass state (left, right) for the note's tone.
+    pub(crate) lp: [f32; 2],
+}
+
+/// What a note's expression is now; neutral values leave the sound untouched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NoteExpression {
+    /// Raw velocity 0..1 (the tone follows it).
+    pub(crate) velocity: f32,
+    pub(crate) tuning: f32,
+    pub(crate) bend: f32,
+    pub(crate) volume: f32,
+    pub(crate) pan: f32,
+    pub(crate) pressure: f32,
+    pub(crate) brightness: f32,
+}
+
+impl NoteExpression {
+    pub(crate) const NEUTRAL: NoteExpression = NoteExpression {
+        velocity: 1.0,
+        tuning: 0.0,
+        bend: 0.0,
+        volume: 1.0,
+        pan: 0.0,
+        pressure: 0.0,
+        brightness: 1.0,
+    };
+
+    /// Applies one expression event; non-finite values are ignored.
+    pub(crate) fn set(&mut self, e: Expression) {
+        let ok = |x: f32| x.is_finite();
+        match e {
+            Expression::Tuning(x) if ok(x) => self.tuning = x.clamp(-128.0, 128.0),
+            Expression::Bend(x) if ok(x) => self.bend = x.clamp(-1.0, 1.0),
+            Expression::Volume(x) if ok(x) => self.volume = x.clamp(0.0, 4.0),
+            Expression::Pan(x) if ok(x) => self.pan = x.clamp(-1.0, 1.0),
+            Expression::Pressure(x) if ok(x) => self.pressure = x.clamp(0.0, 1.0),
+            Expression::Brightness(x) if ok(x) => self.brightness = x.clamp(0.0, 1.0),
+            _ => {}
+        }
+    }
+}
+
+/// Velocity → linear level: `curve` 0 is linear; +1 makes the response
+/// v^0.25 (soft touch plays loud), −1 makes it v^4.
+pub fn shape_velocity(velocity: f32, curve: f32) -> f32 {
+    if curve == 0.0 || !curve.is_finite() {
+        return velocity;
+    }
+    velocity.powf(4f32.powf(-curve.clamp(-1.0, 1.0)))
+}
+
+/// Low-pass cutoff for a tone 0..1: 1 is open (no filter), 0 is 200 Hz,
+/// exponential in between so equal steps sound equal.
+pub(crate) fn tone_cutoff_hz(tone: f32) -> Option<f32> {
+    (tone < 1.0).then(|| 200.0 * 100f32.powf(tone.clamp(0.0, 1.0)))
 }
 
 impl Voice {
@@ -128,6 +239,11 @@ impl Voice {
         velocity: 0.0,
         age: 0,
         pos_s: 0.0,
+        expr: NoteExpression::NEUTRAL,
+        poly_offset: [0.0; POLY_TARGETS],
+        poly_value: [f32::NAN; POLY_TARGETS],
+        expr_gain: 1.0,
+        lp: [0.0; 2],
     };
 
     pub(crate) fn active(&self) -> bool {
@@ -150,6 +266,56 @@ impl Voice {
             self.start_level = self.level;
             self.fast_release |= fast;
         }
+    }
+
+    /// The settings this voice plays with: the shared ones, with whatever the
+    /// host modulates for this voice alone.
+    pub(crate) fn settings(&self, s: &VoiceSettings) -> VoiceSettings {
+        let mut own = s.clone();
+        let v = &self.poly_value;
+        let pick = |i: usize, base: f32| if v[i].is_nan() { base } else { v[i] };
+        own.attack_s = pick(0, s.attack_s);
+        own.decay_s = pick(1, s.decay_s);
+        own.sustain = pick(2, s.sustain);
+        own.release_s = pick(3, s.release_s);
+        own.tune = pick(4, s.tune);
+        own
+    }
+
+    /// Whether the host modulates anything of this voice alone.
+    pub(crate) fn is_modulated(&self) -> bool {
+        self.poly_value.iter().any(|v| !v.is_nan())
+    }
+
+    /// Level factor the note's expression asks for now (smoothed in `render`):
+    /// volume, pressure (by `voice_pressure`) and a modulated gain ratio.
+    pub(crate) fn expr_gain_target(&self, s: &VoiceSettings) -> f32 {
+        let d = s.voice_pressure.clamp(0.0, 1.0);
+        let pressure = 1.0 - d + d * self.expr.pressure;
+        let gain = self.poly_value[5];
+        let gain = if gain.is_nan() { 1.0 } else { gain };
+        self.expr.volume * pressure * gain
+    }
+
+    /// The note's tone 0..1 (1 open): velocity (by `velocity_tone`) times brightness.
+    pub(crate) fn tone(&self, s: &VoiceSettings) -> f32 {
+        let d = s.velocity_tone.clamp(0.0, 1.0);
+        (1.0 - d * (1.0 - self.expr.velocity)) * self.expr.brightness
+    }
+
+    /// Whether an expression addressed to (voice id, channel, key) is for this
+    /// voice: by id when `by_id`, else by channel and key, `None` matching any.
+    pub(crate) fn addressed(
+        &self,
+        voice_id: Option<i32>,
+        channel: Option<u8>,
+        note: Option<u8>,
+        by_id: bool,
+    ) -> bool {
+        if by_id {
+            return self.voice_id == voice_id;
+        }
+        channel.is_none_or(|c| c == self.channel) && note.is_none_or(|n| n == self.note)
     }
 
     pub(crate) fn matches(

@@ -14,8 +14,8 @@
 use crate::play::queue::Generation;
 use crate::play::resample::{SincTable, MAX_STRETCH, SINC_RHO};
 use crate::play::voice::{
-    Stage, Voice, VoiceEnd, VoiceSettings, FADE_OUT_S, GHOSTS, MAX_PENDING_ENDS, MAX_VOICES,
-    MIN_MORPH_S,
+    shape_velocity, tone_cutoff_hz, Expression, NoteExpression, Stage, Voice, VoiceEnd,
+    VoiceSettings, FADE_OUT_S, GHOSTS, MAX_PENDING_ENDS, MAX_VOICES, MIN_MORPH_S, POLY_TARGETS,
 };
 
 /// Current and previous generation plus the crossfade between them.
@@ -71,6 +71,9 @@ pub struct Voices {
     pending_ends: [VoiceEnd; MAX_PENDING_ENDS],
     /// Number of valid entries in `pending_ends`.
     pending_len: usize,
+    /// Each MIDI channel's last MPE bend, pressure and timbre, for notes that
+    /// start after them.
+    channels: [NoteExpression; 16],
 }
 
 impl Default for Voices {
@@ -103,6 +106,7 @@ impl Voices {
                 timing: 0,
             }; MAX_PENDING_ENDS],
             pending_len: 0,
+            channels: [NoteExpression::NEUTRAL; 16],
         }
     }
 
@@ -119,6 +123,7 @@ impl Voices {
         self.ghosts = [Voice::IDLE; GHOSTS];
         self.pending_len = 0;
         self.bend = 0.0;
+        self.channels = [NoteExpression::NEUTRAL; 16];
     }
 
     /// Number of voices currently holding a note (ghosts excluded).
@@ -260,9 +265,21 @@ impl Voices {
             voice_id,
             channel,
             note,
-            velocity,
+            velocity: shape_velocity(velocity, s.velocity_curve),
             age: self.next_age,
             pos_s: 0.0,
+            expr: NoteExpression {
+                velocity,
+                ..if s.mpe {
+                    self.channels[usize::from(channel & 15)]
+                } else {
+                    NoteExpression::NEUTRAL
+                }
+            },
+            // A new note starts at its expression's level (pressure 0), not a
+            // fade from 1: the envelope already rises from silence.
+            expr_gain: 1.0 - s.voice_pressure.clamp(0.0, 1.0),
+            ..Voice::IDLE
         };
         self.next_age += 1;
     }
@@ -298,6 +315,60 @@ impl Voices {
             if v.active() && v.matches(note, channel, voice_id, by_id) {
                 if let Some(end) = self.steal(i) {
                     self.queue_end(end);
+                }
+            }
+        }
+    }
+
+    /// One note's expression, addressed like a note-off: by host voice id when
+    /// a sounding voice has it, else by channel and key (`None`: any).
+    pub fn expression(
+        &mut self,
+        voice_id: Option<i32>,
+        channel: Option<u8>,
+        note: Option<u8>,
+        e: Expression,
+    ) {
+        let by_id = self.addressed_by_id(voice_id);
+        for v in self.voices.iter_mut() {
+            if v.active() && v.addressed(voice_id, channel, note, by_id) {
+                v.expr.set(e);
+            }
+        }
+    }
+
+    /// An MPE member channel's bend, pressure or timbre: its sounding notes
+    /// follow, and notes that start on it later begin there.
+    pub fn channel_expression(&mut self, channel: u8, e: Expression) {
+        self.channels[usize::from(channel & 15)].set(e);
+        self.expression(None, Some(channel), None, e);
+    }
+
+    /// Host polyphonic modulation of target `target` for one voice: the
+    /// normalised `offset` and the plain `value` it gives.
+    pub fn poly_modulate(&mut self, voice_id: i32, target: usize, offset: f32, value: f32) {
+        if target >= POLY_TARGETS || !value.is_finite() {
+            return;
+        }
+        for v in self.voices.iter_mut() {
+            if v.active() && v.voice_id == Some(voice_id) {
+                v.poly_offset[target] = offset;
+                v.poly_value[target] = value;
+            }
+        }
+    }
+
+    /// The parameter under `target` moved: every voice it modulates takes the
+    /// value `value_at(offset)` of its own offset on top of the new one.
+    pub fn poly_rebase(&mut self, target: usize, value_at: impl Fn(f32) -> f32) {
+        if target >= POLY_TARGETS {
+            return;
+        }
+        for v in self.voices.iter_mut() {
+            if v.active() && !v.poly_value[target].is_nan() {
+                let value = value_at(v.poly_offset[target]);
+                if value.is_finite() {
+                    v.poly_value[target] = value;
                 }
             }
         }
@@ -404,6 +475,14 @@ impl Voices {
         let bank = &self.bank;
         let sinc = &self.sinc;
         let morph0 = bank.morph;
+        // Tempo-locked loops play at the rate that makes one loop `loop_s` long.
+        let loop_lock = match bank.cur.as_deref() {
+            Some(g) if looping && g.looped && s.loop_s > 0.0 && s.loop_s.is_finite() => {
+                (g.len as f64 / g.sample_rate as f64) / s.loop_s
+            }
+            _ => 1.0,
+        };
+        let expr_step = (inv_sr / FADE_OUT_S).min(1.0);
         // Per-layer constants: (samples, source rate, is current, loops).
         let layers = [
             bank.cur.as_deref().map(|g| (g, true)),
@@ -419,10 +498,27 @@ impl Voices {
             if !v.active() {
                 continue;
             }
-            let semis = v.note as f32 - root + bend;
-            let pitch = (semis / 12.0).exp2() as f64;
+            // A voice the host modulates alone plays its own copy of the settings.
+            let own;
+            let vs = if v.is_modulated() {
+                own = v.settings(s);
+                &own
+            } else {
+                s
+            };
+            let mut semis = v.note as f32 - root + bend;
+            if vs.tune != 0.0 || v.expr.tuning != 0.0 || v.expr.bend != 0.0 {
+                semis += finite_or_zero(vs.tune)
+                    + v.expr.tuning
+                    + v.expr.bend * finite_or_zero(vs.mpe_bend_range);
+            }
+            let pitch = (semis / 12.0).exp2() as f64 * loop_lock;
             let dt = pitch / sr as f64;
             let amp = v.velocity * gain;
+            let gain_target = v.expr_gain_target(vs);
+            let pan = ((1.0 - v.expr.pan).min(1.0), (1.0 + v.expr.pan).min(1.0));
+            let lowpass = tone_cutoff_hz(v.tone(vs))
+                .map(|hz| 1.0 - (-2.0 * std::f32::consts::PI * hz * inv_sr).exp());
             // Outside a crossfade only the current generation is heard, so the
             // playhead can be folded into its length; this keeps the per-sample wrap
             // below cheap and f64 precision intact over hours.
@@ -450,7 +546,7 @@ impl Voices {
                 })
             });
             for i in 0..n {
-                let Some(env) = v.envelope(s, inv_sr) else {
+                let Some(env) = v.envelope(vs, inv_sr) else {
                     if !is_ghost {
                         ended(VoiceEnd {
                             voice_id: v.voice_id,
@@ -511,8 +607,20 @@ impl Voices {
                     *v = Voice::IDLE;
                     break;
                 }
-                out_l[i] += sample * env * amp;
-                out_r[i] += sample_r * env * amp;
+                // Neutral expression multiplies by exactly 1 and skips the filter,
+                // so a plain note renders bit for bit as without it.
+                v.expr_gain += (gain_target - v.expr_gain) * expr_step;
+                match lowpass {
+                    Some(a) => {
+                        v.lp[0] += a * (sample - v.lp[0]);
+                        v.lp[1] += a * (sample_r - v.lp[1]);
+                        sample = v.lp[0];
+                        sample_r = v.lp[1];
+                    }
+                    None => v.lp = [sample, sample_r],
+                }
+                out_l[i] += sample * env * amp * v.expr_gain * pan.0;
+                out_r[i] += sample_r * env * amp * v.expr_gain * pan.1;
                 v.pos_s += dt;
             }
         }
@@ -527,6 +635,14 @@ impl Voices {
                 bank.retired = slot;
             }
         }
+    }
+}
+
+fn finite_or_zero(x: f32) -> f32 {
+    if x.is_finite() {
+        x
+    } else {
+        0.0
     }
 }
 
@@ -618,6 +734,7 @@ pub(crate) mod tests {
             looping: true,
             morph_s: 0.05,
             polyphony: 8,
+            ..VoiceSettings::default()
         }
     }
 
@@ -941,6 +1058,165 @@ pub(crate) mod tests {
         assert_eq!(l, r);
     }
 
+    /// Level of the partial at `hz` (a single-bin DFT with a Hann window).
+    fn level_at(x: &[f32], hz: f32) -> f32 {
+        let n = x.len() as f32;
+        let (mut re, mut im) = (0f64, 0f64);
+        for (i, &v) in x.iter().enumerate() {
+            let w = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n).cos();
+            let ph = 2.0 * std::f64::consts::PI * f64::from(hz) * i as f64 / f64::from(OUT_SR);
+            re += f64::from(v * w) * ph.cos();
+            im += f64::from(v * w) * ph.sin();
+        }
+        ((re * re + im * im).sqrt() / f64::from(n) * 4.0) as f32
+    }
+
+    #[test]
+    fn note_expression_tunes_only_the_note_it_addresses() {
+        let s = settings();
+        // CLAP tuning by voice id: +12 on voice 7 only.
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, Some(7));
+        v.note_on(&s, 60, 1.0, 0, Some(8));
+        v.expression(Some(7), Some(0), Some(60), Expression::Tuning(12.0));
+        let (out, _) = render(&mut v, &s, 16384);
+        let tail = &out[4096..];
+        assert!(level_at(tail, 882.0) > 0.3, "{}", level_at(tail, 882.0));
+        assert!(level_at(tail, 441.0) > 0.3, "voice 8 keeps its pitch");
+        // MPE: a bend on channel 3 (range 48, a quarter up) moves that channel's note only.
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 2, None);
+        v.note_on(&s, 60, 1.0, 3, None);
+        v.expression(None, Some(3), None, Expression::Bend(0.25));
+        let (out, _) = render(&mut v, &s, 16384);
+        let tail = &out[4096..];
+        assert!(level_at(tail, 882.0) > 0.3 && level_at(tail, 441.0) > 0.3);
+        // MPE: a bend sent before the note-on (as controllers do) starts the note bent.
+        let mpe = VoiceSettings {
+            mpe: true,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.channel_expression(4, Expression::Bend(0.25));
+        v.note_on(&mpe, 60, 1.0, 4, None);
+        v.note_on(&s, 60, 1.0, 4, None);
+        let (out, _) = render(&mut v, &mpe, 16384);
+        let tail = &out[4096..];
+        assert!(
+            level_at(tail, 882.0) > 0.3 && level_at(tail, 441.0) > 0.3,
+            "MPE off ignores it"
+        );
+        // An expression for a note nobody plays changes nothing.
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, Some(1));
+        v.expression(Some(99), Some(5), Some(61), Expression::Tuning(7.0));
+        let (out, _) = render(&mut v, &s, 8192);
+        let (f, _) = peak_hz(&out[2048..], OUT_SR);
+        assert!((f - 441.0).abs() < 2.0, "{f}");
+    }
+
+    #[test]
+    fn volume_pressure_and_pan_change_level_without_a_step() {
+        let s = VoiceSettings {
+            voice_pressure: 1.0,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, Some(1));
+        // Pressure 0 with full depth: the note waits silent for the player to press.
+        let (quiet, _) = render(&mut v, &s, 4096);
+        assert!(rms(&quiet[1024..]) < 1e-6, "{}", rms(&quiet[1024..]));
+        v.expression(Some(1), None, None, Expression::Pressure(1.0));
+        let (pressed, _) = render(&mut v, &s, 8192);
+        assert!((rms(&pressed[2048..]) - 0.3536).abs() < 0.01);
+        // The swell is smoothed: no sample jumps by more than a full-scale sine's slope allows.
+        let slope = 2.0 * std::f32::consts::PI * 441.0 / OUT_SR * 0.5;
+        let worst = pressed
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1.5 * slope, "step {worst} vs slope {slope}");
+        // CLAP volume halves it.
+        v.expression(Some(1), None, None, Expression::Volume(0.5));
+        let (half, _) = render(&mut v, &s, 8192);
+        assert!(
+            (rms(&half[2048..]) - 0.1768).abs() < 0.01,
+            "{}",
+            rms(&half[2048..])
+        );
+        // Pan hard left: the right channel falls silent, the left keeps its level.
+        v.expression(Some(1), None, None, Expression::Pan(-1.0));
+        let (mut l, mut r) = (vec![0.0; 8192], vec![0.0; 8192]);
+        for k in (0..8192).step_by(64) {
+            v.render(&s, &mut l[k..k + 64], &mut r[k..k + 64], 0, &mut |_| {});
+        }
+        assert!(rms(&r[2048..]) < 1e-4 && rms(&l[2048..]) > 0.15);
+    }
+
+    #[test]
+    fn velocity_curve_and_tone_shape_soft_notes() {
+        assert_eq!(shape_velocity(0.5, 0.0), 0.5);
+        assert!(shape_velocity(0.5, 1.0) > 0.8 && shape_velocity(0.5, -1.0) < 0.07);
+        assert_eq!(shape_velocity(1.0, -1.0), 1.0);
+        // A soft note with Velocity → tone is darker: a 5 kHz partial loses most
+        // of its level, while a hard note keeps it.
+        let s = VoiceSettings {
+            velocity_tone: 1.0,
+            ..settings()
+        };
+        let src = || sine_generation(5000.0, 22050, 4410, 1, 0.5, 0.0);
+        let level = |velocity: f32| {
+            let (mut v, _) = voices_with(src());
+            v.note_on(&s, 60, velocity, 0, None);
+            let (out, _) = render(&mut v, &s, 8192);
+            rms(&out[2048..]) / velocity
+        };
+        let (soft, hard) = (level(0.2), level(1.0));
+        assert!((hard - 0.3536).abs() < 0.01, "hard {hard}");
+        assert!(soft < 0.3 * hard, "soft {soft} vs hard {hard}");
+    }
+
+    #[test]
+    fn poly_modulation_retunes_one_voice_and_follows_the_parameter() {
+        let s = settings();
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, Some(3));
+        v.note_on(&s, 60, 1.0, 0, Some(4));
+        v.poly_modulate(3, 4, 0.25, 12.0);
+        let (out, _) = render(&mut v, &s, 16384);
+        assert!(level_at(&out[4096..], 882.0) > 0.3 && level_at(&out[4096..], 441.0) > 0.3);
+        // The parameter moves: the voice keeps its offset on top (here +7 st).
+        v.poly_rebase(4, |offset| if offset == 0.25 { 7.0 } else { f32::NAN });
+        let (out, _) = render(&mut v, &s, 16384);
+        let fifth = 441.0 * (7f32 / 12.0).exp2();
+        assert!(level_at(&out[4096..], fifth) > 0.3 && level_at(&out[4096..], 882.0) < 0.05);
+    }
+
+    #[test]
+    fn a_tempo_locked_loop_lasts_exactly_loop_s() {
+        // A 1 s generation locked to a 1.02 s loop plays 2 % slower, so its
+        // 441 Hz sine comes out at 441 / 1.02.
+        let s = VoiceSettings {
+            loop_s: 1.02,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&s, 60, 1.0, 0, None);
+        let (out, _) = render(&mut v, &s, 32768);
+        let (f, _) = peak_hz(&out[4096..], OUT_SR);
+        assert!((f - 441.0 / 1.02).abs() < 0.5, "{f}");
+        // One-shot voices are not locked.
+        let one_shot = VoiceSettings {
+            looping: false,
+            ..s
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&one_shot, 60, 1.0, 0, None);
+        let (out, _) = render(&mut v, &one_shot, 16384);
+        let (f, _) = peak_hz(&out[2048..], OUT_SR);
+        assert!((f - 441.0).abs() < 1.0, "{f}");
+    }
+
     #[test]
     fn render_note_on_and_receive_do_not_allocate() {
         let s = settings();
@@ -966,6 +1242,16 @@ pub(crate) mod tests {
             v.note_off(45, 0, None);
             v.choke(50, 0, Some(10));
             v.pitch_bend(0.5);
+            v.expression(Some(12), None, None, Expression::Tuning(3.0));
+            v.expression(None, Some(0), None, Expression::Pressure(0.5));
+            v.poly_modulate(13, 0, 0.1, 0.2);
+            v.poly_rebase(0, |o| o + 0.1);
+            let toned = VoiceSettings {
+                velocity_tone: 0.5,
+                loop_s: 1.5,
+                ..s.clone()
+            };
+            v.render(&toned, &mut l, &mut r, 0, &mut |_| ends += 1);
             v.render(&s, &mut l, &mut r, 0, &mut |_| ends += 1);
             limiter.process(&mut l, &mut r);
             assert!(ends > 0);

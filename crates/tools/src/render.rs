@@ -139,6 +139,7 @@ pub fn offline_voice_settings() -> VoiceSettings {
         looping: true,
         morph_s: 0.5,
         polyphony: 8,
+        ..VoiceSettings::default()
     }
 }
 

@@ -3,9 +3,14 @@
 //! the way a DAW would.
 
 use super::ext::{ParamInfo, Params, State};
-use clack_host::events::event_types::{NoteOffEvent, NoteOnEvent, ParamValueEvent};
+use clack_host::events::event_types::{
+    MidiEvent, NoteExpressionEvent, NoteExpressionType, NoteOffEvent, NoteOnEvent, ParamModEvent,
+    ParamValueEvent, TransportEvent, TransportFlags,
+};
 use clack_host::events::Match;
+use clack_host::events::{EventFlags, EventHeader};
 use clack_host::prelude::*;
+use clack_host::utils::FixedPoint;
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +115,7 @@ impl Library {
             sample_rate: 0.0,
             max_block: 0,
             steady_time: 0,
+            tempo: None,
         }
     }
 }
@@ -137,6 +143,32 @@ pub enum EvKind {
         id: u32,
         value: f64,
     },
+    /// A note-on with a host note id on a channel, as Bitwig and MPE send them.
+    NoteWithId {
+        key: u8,
+        channel: u8,
+        note_id: i32,
+        velocity: f64,
+    },
+    /// A CLAP note expression for one note id.
+    Expression {
+        note_id: i32,
+        key: u8,
+        channel: u8,
+        kind: NoteExpressionType,
+        value: f64,
+    },
+    /// CLAP polyphonic modulation of parameter `id` for one note id (the
+    /// amount in the parameter's CLAP units: normalised for floats).
+    PolyMod {
+        id: u32,
+        note_id: i32,
+        key: u8,
+        channel: u8,
+        amount: f64,
+    },
+    /// Raw MIDI 1.0 bytes on port 0 (CC, channel pressure, pitch bend).
+    Midi([u8; 3]),
 }
 
 impl Ev {
@@ -253,6 +285,9 @@ pub struct Plugin {
     pub max_block: usize,
     /// Monotonic sample counter passed as CLAP `steady_time`.
     steady_time: u64,
+    /// Tempo (quarter notes per minute) the host's transport reports, in 4/4;
+    /// `None`: no transport, as before a song plays.
+    pub tempo: Option<f64>,
 }
 
 impl Plugin {
@@ -388,10 +423,13 @@ impl Plugin {
         );
         let max_block = self.max_block;
         let steady_time = self.steady_time;
+        let tempo = self.tempo;
         let processor = self.processor.as_mut().expect("render before activate");
         let out = std::thread::scope(|s| {
             s.spawn(move || {
-                render_on_audio_thread(processor, frames, events, blocks, max_block, steady_time)
+                let mut audio = AudioBlocks::new(max_block, steady_time);
+                audio.tempo = tempo;
+                render_on_audio_thread(processor, frames, events, blocks, &mut audio)
             })
             .join()
             .expect("the audio thread panicked")
@@ -452,8 +490,7 @@ fn render_on_audio_thread(
     frames: usize,
     events: &[Ev],
     blocks: Blocks,
-    max_block: usize,
-    steady_time: u64,
+    audio: &mut AudioBlocks,
 ) -> Stereo {
     let processor = processor
         .ensure_processing_started()
@@ -463,7 +500,7 @@ fn render_on_audio_thread(
         right: Vec::with_capacity(frames),
         events_out: Vec::new(),
     };
-    let mut audio = AudioBlocks::new(max_block, steady_time);
+    let max_block = audio.left.len();
     let mut next_event = 0;
     let mut position = 0;
     let mut block_index = 0;
@@ -506,6 +543,8 @@ pub struct AudioBlocks {
     sent: Vec<u32>,
     /// Monotonic sample counter passed as CLAP `steady_time`.
     steady_time: u64,
+    /// Transport tempo, if the host reports one (4/4, playing from bar 1).
+    pub tempo: Option<f64>,
 }
 
 impl AudioBlocks {
@@ -518,6 +557,7 @@ impl AudioBlocks {
             out_events: EventBuffer::with_capacity(64),
             sent: Vec::with_capacity(64),
             steady_time,
+            tempo: None,
         }
     }
 
@@ -551,8 +591,44 @@ impl AudioBlocks {
                     Pckn::match_all(),
                     value,
                 )),
+                EvKind::NoteWithId {
+                    key,
+                    channel,
+                    note_id,
+                    velocity,
+                } => self.in_events.push(&NoteOnEvent::new(
+                    time,
+                    note_of(key, channel, note_id),
+                    velocity,
+                )),
+                EvKind::Expression {
+                    note_id,
+                    key,
+                    channel,
+                    kind,
+                    value,
+                } => self.in_events.push(&NoteExpressionEvent::new(
+                    time,
+                    note_of(key, channel, note_id),
+                    kind,
+                    value,
+                )),
+                EvKind::PolyMod {
+                    id,
+                    note_id,
+                    key,
+                    channel,
+                    amount,
+                } => self.in_events.push(&ParamModEvent::new(
+                    time,
+                    ClapId::new(id),
+                    note_of(key, channel, note_id),
+                    amount,
+                )),
+                EvKind::Midi(bytes) => self.in_events.push(&MidiEvent::new(time, 0, bytes)),
             }
         }
+        let transport = self.tempo.map(transport_at);
         self.out_events.clear();
 
         // Garbage in the buffers proves the plugin writes every output sample.
@@ -570,7 +646,7 @@ impl AudioBlocks {
                 &self.in_events.as_input(),
                 &mut self.out_events.as_output(),
                 Some(self.steady_time),
-                None,
+                transport.as_ref(),
             )
             .expect("process() failed");
         // CLAP: a plugin's output events must be in time order; hosts may drop
@@ -585,6 +661,35 @@ impl AudioBlocks {
         );
         self.steady_time += n as u64;
         (&self.left[..n], &self.right[..n])
+    }
+}
+
+/// Port 0, `channel`, `key`, one host note id.
+fn note_of(key: u8, channel: u8, note_id: i32) -> Pckn {
+    Pckn::new(0u16, u16::from(channel), u16::from(key), note_id as u32)
+}
+
+/// A playing 4/4 transport at `tempo` from the song's start.
+fn transport_at(tempo: f64) -> TransportEvent {
+    let zero = FixedPoint::from_int(0);
+    TransportEvent {
+        header: EventHeader::new_core(0, EventFlags::empty()),
+        flags: TransportFlags::HAS_TEMPO
+            | TransportFlags::HAS_BEATS_TIMELINE
+            | TransportFlags::HAS_TIME_SIGNATURE
+            | TransportFlags::IS_PLAYING,
+        song_pos_beats: zero,
+        song_pos_seconds: zero,
+        tempo,
+        tempo_inc: 0.0,
+        loop_start_beats: zero,
+        loop_end_beats: zero,
+        loop_start_seconds: zero,
+        loop_end_seconds: zero,
+        bar_start: zero,
+        bar_number: 0,
+        time_signature_numerator: 4,
+        time_signature_denominator: 4,
     }
 }
 

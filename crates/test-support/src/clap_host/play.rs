@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 /// Output above this peak counts as sound; a grown texture at default gain is far louder.
 pub const AUDIBLE: f32 = 1e-3;
+/// How long growth may take to reach its target after a parameter change.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the engine may take to load ONNX Runtime and grow its first sound.
 /// `GROWN_ABUSE_TIMEOUT_S` stretches it (under valgrind everything is ~50× slower).
 pub const FIRST_SOUND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,4 +108,77 @@ pub fn teardown(plugin: Plugin) -> Duration {
         std::thread::sleep(Duration::from_millis(1));
     }
     start.elapsed()
+}
+
+/// Sets a parameter by display name to a plain value, at the start of a short render.
+pub fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
+    let info = plugin.param(name);
+    assert!(
+        (info.min..=info.max).contains(&plain),
+        "{name} = {plain} is outside {}..{}",
+        info.min,
+        info.max
+    );
+    let block = plugin.max_block;
+    let out = plugin.render(block, &[Ev::param(0, info.id, plain)], Blocks::Fixed(block));
+    assert_sane(&out, name);
+    let now = plugin.param_value(info.id);
+    assert!(
+        (now - plain).abs() < 1e-6,
+        "{name} reads back {now} after automating it to {plain}"
+    );
+}
+
+/// Holds `key` for `hold_s`, releases it and renders the release tail.
+pub fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
+    let hold = plugin.seconds(hold_s);
+    let tail = plugin.seconds(0.6);
+    let block = plugin.max_block;
+    let mut out = plugin.render(hold, &[Ev::on(0, key)], Blocks::Fixed(block));
+    let release = plugin.render(tail, &[Ev::off(0, key)], Blocks::Fixed(block));
+    out.left.extend(release.left);
+    out.right.extend(release.right);
+    assert_sane(&out, "probe");
+    out
+}
+
+/// Repeats a probe until two in a row are sample-identical and audible: growth has
+/// reached its target and any morph crossfade is over.
+pub fn settled_probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
+    let start = Instant::now();
+    let mut previous = probe(plugin, key, hold_s);
+    loop {
+        std::thread::sleep(Duration::from_millis(150));
+        let next = probe(plugin, key, hold_s);
+        if next == previous && next.peak() > AUDIBLE {
+            return next;
+        }
+        assert!(
+            start.elapsed() < SETTLE_TIMEOUT,
+            "the output of note {key} still changes after {SETTLE_TIMEOUT:?} (peak {})",
+            next.peak()
+        );
+        previous = next;
+    }
+}
+
+/// After a parameter change: waits until the probe differs from `before` (the engine
+/// plays the old sound until the new one has grown and been vocoded), then until it
+/// settles.
+pub fn changed_probe(
+    plugin: &mut Plugin,
+    before: &Stereo,
+    key: u8,
+    hold_s: f64,
+    what: &str,
+) -> Stereo {
+    let start = Instant::now();
+    while probe(plugin, key, hold_s) == *before {
+        assert!(
+            start.elapsed() < SETTLE_TIMEOUT,
+            "{what} left the samples unchanged for {SETTLE_TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    settled_probe(plugin, key, hold_s)
 }

@@ -210,7 +210,8 @@ fn render_cmd(args: RenderArgs) -> Result<(), String> {
 }
 
 /// What a preset sets that an offline render plays: the growth settings and the
-/// voices. Drift, Damage and the vocoder choice need the engine and are left out.
+/// voices. Drift, Damage, the vocoder choice, tempo sync and expression need the
+/// engine, a host or a player, and are left out.
 fn apply_preset(preset: &Preset, req: &mut RenderRequest) {
     let number = |key: &str| preset.number(key);
     if let Some(seed) = number("seed") {
@@ -230,6 +231,7 @@ fn apply_preset(preset: &Preset, req: &mut RenderRequest) {
         ("root", &mut voice.root_note),
         ("bend-range", &mut voice.bend_range),
         ("morph", &mut voice.morph_s),
+        ("tune", &mut voice.tune),
     ] {
         if let Some(v) = number(key) {
             *slot = v as f32;
