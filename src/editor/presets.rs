@@ -84,7 +84,7 @@ impl PresetBrowser {
         let mut action = None;
         ui.horizontal(|ui| {
             ui.strong("Preset");
-            if ui.button("◀").on_hover_text("Previous preset").clicked() {
+            if ui.button(" < ").on_hover_text("Previous preset").clicked() {
                 action = self.step(current, -1).cloned().map(apply);
             }
             let label = current.unwrap_or("(none)").to_owned();
@@ -109,7 +109,7 @@ impl PresetBrowser {
                         }
                     }
                 });
-            if ui.button("▶").on_hover_text("Next preset").clicked() {
+            if ui.button(" > ").on_hover_text("Next preset").clicked() {
                 action = self.step(current, 1).cloned().map(apply);
             }
             ui.label("Search");
