@@ -42,6 +42,14 @@ struct Applied {
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(33);
 /// Time between re-vocodes while drifting.
 const DRIFT_VOCODE_INTERVAL: Duration = Duration::from_millis(500);
+/// An excerpt-seeded model's seed state is a passage of its recording, so a
+/// few steps in it already sounds like the new seed: a change is published
+/// then, ahead of the finished growth.
+const EARLY_STEPS_EXCERPT: u32 = 8;
+/// Only growth at least this much longer than the early step gets an early
+/// generation (a short growth is finished about as soon).
+const EARLY_MIN_GAIN: u32 = 16;
+
 /// Idle wait per loop iteration (commands wake it earlier).
 const IDLE_WAIT: Duration = Duration::from_millis(10);
 
@@ -113,6 +121,9 @@ pub(super) struct Worker {
     brush: Option<BrushConsumer>,
     /// A copy of the last published generation, for Save WAV.
     take: super::record::Take,
+    /// Step at which the growth under way publishes an early (provisional)
+    /// generation, if it does.
+    early_at: Option<u32>,
 }
 
 /// What an engine error is about.
@@ -181,6 +192,7 @@ impl Worker {
             error_source: None,
             brush: None,
             take: super::record::Take::default(),
+            early_at: None,
         }
     }
 
@@ -460,11 +472,31 @@ impl Worker {
             self.dirty = true;
         }
         self.retarget();
+        if trajectory_changed {
+            self.early_at = self.early_step();
+        }
         self.snapshot_stale = true;
         let damage_changed = prev.is_some_and(|p| (p.damage - now.damage).abs() > 1e-4);
         if damage_changed && now.damage > 0.0 {
             self.damage_control(now.seed, now.damage);
         }
+    }
+
+    /// The step of the growth just set at which to publish early: a few steps in
+    /// for an excerpt-seeded model (its seed state is its recording), half its
+    /// trained growth for a noise-seeded one (before that it is still noise);
+    /// none when growth resumes past that point (a checkpoint, a parked
+    /// seed: the sound there is already the one being grown) or when the
+    /// finished sound is about as near.
+    fn early_step(&self) -> Option<u32> {
+        let g = self.grower.as_ref()?;
+        let info = g.nca().info();
+        let early = if info.seed_bank.is_some() {
+            EARLY_STEPS_EXCERPT
+        } else {
+            info.growth_steps / 2
+        };
+        (g.nca().steps() < early && g.target() >= early + EARLY_MIN_GAIN).then_some(early)
     }
 
     /// Points the grower at the applied controls plus the steps that drift
@@ -560,11 +592,16 @@ impl Worker {
                     self.error_source = Some(ErrorSource::Growth);
                 }
             }
-            self.status
-                .step
-                .store(grower.nca().steps(), Ordering::Relaxed);
+            let steps = grower.nca().steps();
+            self.status.step.store(steps, Ordering::Relaxed);
             self.snapshot_stale = true;
             self.publish_snapshot(false);
+            if self.early_at.is_some_and(|at| steps >= at) && !self.stuck {
+                self.early_at = None;
+                // Heard now, while growth goes on; a failure here is retried by
+                // the finished generation.
+                self.vocode_as(true);
+            }
             self.last_tick = Instant::now();
             if !self.stuck {
                 self.clear_error(ErrorSource::Growth);
@@ -629,8 +666,14 @@ impl Worker {
         self.snapshot_stale = false;
     }
 
-    /// Voices the current state and publishes it as a generation.
+    /// Voices the current state and publishes it as a finished generation.
     fn vocode(&mut self) -> Vocoded {
+        self.vocode_as(false)
+    }
+
+    /// Voices the current state and publishes it, as a provisional generation
+    /// (a step on the way, heard early) or a finished one.
+    fn vocode_as(&mut self, provisional: bool) -> Vocoded {
         let Some(mut slot) = self.spare.take().or_else(|| self.producer.acquire()) else {
             return Vocoded::NoBuffer;
         };
@@ -667,6 +710,7 @@ impl Worker {
         }
         self.generation += 1;
         voicing.fill(&voiced, &mut slot, self.generation, true);
+        slot.provisional = provisional;
         self.take = super::record::Take::capture(&slot);
         let mel_without_bigvgan = !voiced.stereo && want_bigvgan && self.bigvgan.is_none();
         match self.producer.publish(slot) {

@@ -36,6 +36,9 @@ pub struct Generation {
     pub id: u64,
     /// True when the end joins the start seamlessly, so voices may loop it.
     pub looped: bool,
+    /// A state on the way to the target, published so that a change is heard
+    /// early; the finished sound follows (and is the same whichever were heard).
+    pub provisional: bool,
 }
 
 impl Generation {
@@ -49,6 +52,7 @@ impl Generation {
             sample_rate: 0,
             id: 0,
             looped: false,
+            provisional: false,
         }
     }
 

@@ -321,11 +321,27 @@ impl Report {
                 also: run.num("/callback/allocations").map(|a| a == 0.0),
             },
             Row {
+                key: "regrow_first_audible_ms",
+                label: "seed change → the new seed first heard (early generation), CPU".into(),
+                value: run.num("/regrow/first_audible_ms"),
+                unit: " ms",
+                goal: Some(Goal::AtMost(200.0)),
+                also: None,
+            },
+            Row {
                 key: "regrow_latency_ms",
-                label: "seed change → new generation heard, 96 steps, CPU".into(),
+                label: "seed change → new seed fully grown and heard, 96 steps, CPU".into(),
                 value: run.num("/regrow/latency_ms"),
                 unit: " ms",
                 goal: Some(Goal::AtMost(500.0)),
+                also: None,
+            },
+            Row {
+                key: "regrow_return_ms",
+                label: "back to the previous seed → heard, CPU".into(),
+                value: run.num("/regrow/return_ms"),
+                unit: " ms",
+                goal: Some(Goal::AtMost(200.0)),
                 also: None,
             },
             Row {

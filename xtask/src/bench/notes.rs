@@ -165,22 +165,24 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
             let peak1 = report.flat_num("matmul_peak_gflops_1t");
             let floor_ms = flops.zip(peak1).map(|(x, p)| 96.0 * x / (p * 1e9) * 1e3);
             format!(
-                "**Limit:** a new seed restarts growth from noise. Of the {} ms, one vocoder \
-                 pass takes ~{} ms (real-time factor {} on {} s of sound); the rest, ~{} ms, \
-                 is 96 NCA steps one after another (~{} steps/s on the 258-frame grid of the \
-                 default length). Growth is the bulk, and it is bounded by arithmetic: 96 steps \
-                 are ~{} GFLOP, which even at 100 % of this machine's measured 1-thread sgemm \
-                 peak ({} GFLOP/s) take {} ms; with this run's vocoder pass the target needs the \
-                 NCA at {} % of that peak, against the {} % it reaches (section 1) and the ~25–30 \
-                 % thin 1×1 convolutions get from any CPU runtime. So it cannot be met with this \
-                 model on this CPU at one engine thread (the plugin gives ONNX Runtime half the \
-                 cores). **Done this session:** the vocoder pass costs about \
-                 half what it did (see the inverter), and the exporter's feature padding (section \
-                 1) speeds every step once the models are re-exported. **What would move it:** \
-                 less arithmetic per step (evaluating the update MLP only on the cells that \
-                 fire, ~half of them, or a narrower hidden layer), a GPU, or publishing \
-                 intermediate generations while growing so the change is heard after a first \
-                 fraction of the steps.",
+                "**Limit:** a new seed restarts growth from its seed state. Of the {} ms, one \
+                 vocoder pass takes ~{} ms (real-time factor {} on {} s of sound) and the early \
+                 generation another; the rest, ~{} ms, is 96 NCA steps one after another (~{} \
+                 steps/s on the 258-frame grid of the default length). Growth is the bulk, and it \
+                 is bounded by arithmetic: 96 steps are ~{} GFLOP, which even at 100 % of this \
+                 machine's measured 1-thread sgemm peak ({} GFLOP/s) take {} ms; with this run's \
+                 vocoder pass the target needs the NCA at {} % of that peak, against the {} % it \
+                 reaches (section 1) and the ~25–30 % thin 1×1 convolutions get from any CPU \
+                 runtime. So it cannot be met with this model on this CPU at one engine thread \
+                 (the plugin gives ONNX Runtime half the cores). **What the musician hears \
+                 instead:** the new seed within `regrow_first_audible_ms`, because the engine \
+                 publishes an early generation 8 steps in (the default model's seed state is a \
+                 passage of its recording, so that is already the new seed's sound; the finished \
+                 one morphs in after it and is bit-identical to a direct growth), and a recent \
+                 seed again within `regrow_return_ms`, because the last four grown seeds are \
+                 kept. **What would move it:** less arithmetic per step (evaluating the update \
+                 MLP only on the cells that fire, ~half of them, or a narrower hidden layer), \
+                 speculative growth of the neighbouring seeds while idle, or a GPU.",
                 f(total),
                 f(vocode_ms),
                 f(vrtf),

@@ -99,9 +99,10 @@ pub(super) fn callback(seconds: f64) -> Result<Value> {
     }))
 }
 
-/// Seed change → first new generation at the audio side of the queue, for
-/// the default growth (96 steps) at the default length, through the real
-/// engine thread.
+/// Seed change → the new seed heard (its first generation, provisional or
+/// not) and fully grown (its finished generation) at the audio side of the
+/// queue, for the default growth (96 steps) at the default length, through the
+/// real engine thread; then the time to go back to the previous seed.
 pub(super) fn regrow(repeats: usize) -> Result<Value> {
     let controls = Arc::new(EngineControls::default());
     controls.growth.store(96, Ordering::Relaxed);
@@ -109,17 +110,20 @@ pub(super) fn regrow(repeats: usize) -> Result<Value> {
     let (producer, mut consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     let (snapshots, _editor) = triple_buffer::triple_buffer(&Spectrogram::default());
     let engine = Engine::spawn(controls.clone(), status.clone(), producer, snapshots, None);
-    let wait_generation = |consumer: &mut grown::play::queue::GenerationConsumer,
-                           after: u64,
-                           timeout: Duration|
-     -> Result<(u64, Duration)> {
+    // Waits for generations after `after`: returns the first one's time and
+    // the finished one's (id, time).
+    let mut wait = |after: u64, timeout: Duration| -> Result<(Duration, u64, Duration)> {
         let t0 = Instant::now();
+        let mut first = None;
         loop {
             while let Some(g) = consumer.receive() {
-                let id = g.id;
+                let (id, provisional) = (g.id, g.provisional);
                 consumer.recycle(g);
                 if id > after {
-                    return Ok((id, t0.elapsed()));
+                    let heard = *first.get_or_insert(t0.elapsed());
+                    if !provisional {
+                        return Ok((heard, id, t0.elapsed()));
+                    }
                 }
             }
             if t0.elapsed() > timeout {
@@ -129,23 +133,37 @@ pub(super) fn regrow(repeats: usize) -> Result<Value> {
             std::thread::sleep(Duration::from_micros(200));
         }
     };
-    let (mut last, first) = wait_generation(&mut consumer, 0, Duration::from_secs(180))?;
-    let mut ms = Vec::new();
+    let (_, mut last, first) = wait(0, Duration::from_secs(180))?;
+    let (mut heard_ms, mut grown_ms, mut back_ms) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..repeats {
         // Idle engine first, as when a user turns the knob on a settled sound.
         std::thread::sleep(Duration::from_millis(200));
+        let previous = controls.seed.load(Ordering::Relaxed);
         controls.seed.store(100 + r as u32, Ordering::Relaxed);
-        let (id, took) = wait_generation(&mut consumer, last, Duration::from_secs(120))?;
+        let (heard, id, grown) = wait(last, Duration::from_secs(120))?;
         last = id;
-        ms.push(took.as_secs_f64() * 1e3);
+        heard_ms.push(heard.as_secs_f64() * 1e3);
+        grown_ms.push(grown.as_secs_f64() * 1e3);
+        // Back to the seed before, and forward again: both recently grown.
+        std::thread::sleep(Duration::from_millis(200));
+        controls.seed.store(previous, Ordering::Relaxed);
+        let (_, id, back) = wait(last, Duration::from_secs(120))?;
+        last = id;
+        back_ms.push(back.as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(200));
+        controls.seed.store(100 + r as u32, Ordering::Relaxed);
+        let (_, id, _) = wait(last, Duration::from_secs(120))?;
+        last = id;
     }
     let steps_per_s = status.steps_per_s.load(Ordering::Relaxed);
     let vocoder_rtf = status.vocoder_rtf.load(Ordering::Relaxed);
     drop(engine);
-    let all = ms.clone();
+    let all = grown_ms.clone();
     Ok(json!({
-        "latency_ms": median(&mut ms),
+        "first_audible_ms": median(&mut heard_ms),
+        "latency_ms": median(&mut grown_ms),
         "latency_ms_all": all,
+        "return_ms": median(&mut back_ms),
         "growth_steps": 96,
         "length_s": controls.length_s.load(Ordering::Relaxed),
         "engine_steps_per_s": steps_per_s,
