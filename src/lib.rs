@@ -100,6 +100,12 @@ impl Default for Grown {
 }
 
 impl Grown {
+    /// What the engine reports (step, target, generation, errors); for
+    /// in-process hosts such as the benchmark that wait for growth to finish.
+    pub fn engine_status(&self) -> Arc<EngineStatus> {
+        self.status.clone()
+    }
+
     /// Copies the growth parameters, after the performance, into the engine's
     /// atomics; cheap and lock-free.
     fn sync_controls(&self) -> perform::Performed {

@@ -681,6 +681,13 @@ impl Worker {
             self.spare = Some(slot);
             return Vocoded::Failed;
         };
+        // An early generation is heard for a moment before the finished one:
+        // the built-in inverter gives it its phase estimate alone, without the
+        // Griffin-Lim refinement, so it arrives sooner.
+        let full_iterations = self.inverter.as_ref().map(Inverter::iterations);
+        if let (true, Some(i)) = (provisional, self.inverter.as_mut()) {
+            i.set_iterations(0);
+        }
         let want_bigvgan = self.controls.vocoder.load() == VocoderChoice::BigVgan;
         let vocoder: Option<&mut dyn Vocoder> = match (&mut self.bigvgan, &mut self.inverter) {
             _ if voicing.is_stft_ms() => None,
@@ -693,6 +700,9 @@ impl Worker {
         };
         let step = grower.nca().steps();
         let result = voicing.synthesize(grower, vocoder);
+        if let (Some(i), Some(n)) = (self.inverter.as_mut(), full_iterations) {
+            i.set_iterations(n);
+        }
         self.last_vocode = Instant::now();
         let voiced = match result {
             Ok(voiced) => voiced,

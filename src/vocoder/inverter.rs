@@ -195,6 +195,13 @@ impl Inverter {
         self.iterations
     }
 
+    /// Changes the Fast Griffin-Lim iterations of later syntheses (0: the
+    /// PGHI phase alone, about a third of the time at nearly the same
+    /// spectral convergence; the engine's early generations use it).
+    pub fn set_iterations(&mut self, iterations: usize) {
+        self.iterations = iterations;
+    }
+
     /// The linear magnitude estimate of the last synthesis, `[frame][n_fft/2+1]`
     /// (for diagnostics and tests).
     pub fn magnitudes(&self) -> &[f32] {

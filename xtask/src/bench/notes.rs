@@ -28,7 +28,7 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                  during development) puts ~45 % of a step in the 97 → 64 1×1 convolution + ReLU, \
                  which misses ORT's blocked NCHWc kernels because 97 input channels are not a \
                  multiple of 8, and ~20 % in the perception's concatenations and layout reorders. \
-                 **Done this session:** the exporter now pads the features to 104 channels \
+                 **Already done:** the exporter pads the features to 104 channels \
                  (`export.pad_feature_channels`, zero weights, bit-identical output); {} \
                  **What would move it further:** compute all perception kernels as one grouped convolution instead of \
                  a concatenation, ship a K-step unrolled model, or a fused hand-written step \
@@ -77,7 +77,7 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                      40-iteration multiplicative NNLS for mel → linear, phase-gradient heap \
                      integration, then {} Fast Griffin-Lim iterations (an STFT/ISTFT pair each) \
                      — on one thread, while librosa's NNLS and Griffin-Lim are vectorised \
-                     numpy/scipy over the whole clip. **Done this session** (the previous run \
+                     numpy/scipy over the whole clip. **Already done** (a run before it \
                      measured 6.1×): PGHI computes each bin's log magnitude once instead \
                      of inside its sort comparator and neighbour lookups (that sort was most of \
                      the time), the STFT/ISTFT loops copy contiguous runs instead of taking a \
@@ -139,7 +139,7 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                  generation at 22.05 kHz played at 48 kHz and any pitch), i.e. {} ns per voice \
                  and sample here (wall clock; by the audio thread's own CPU clock the 16-voice \
                  share is {} %, the gap being time the thread sat descheduled on this loaded \
-                 machine). **Done this session:** the kernel runs an AVX2 build when the CPU has \
+                 machine). **Already done:** the kernel runs an AVX2 build when the CPU has \
                  it (runtime detection; the same IEEE operations in the same order, so output is \
                  bit-identical to the SSE2 build, which a test checks), the stereo pair shares \
                  one position and kernel-row lookup, and the 8-lane sums reduce as a tree. \
@@ -161,17 +161,20 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
             let vrtf = run.num("/regrow/engine_vocoder_rtf");
             let len = run.num("/regrow/length_s").unwrap_or(3.0);
             let vocode_ms = vrtf.map(|r| r * len * 1e3);
-            let grow_ms = total.zip(vocode_ms).map(|(t, v)| t - v);
+            // The finished generation's vocoder pass, and the early one's (its
+            // phase estimate alone, about a third of a pass).
+            let passes = 4.0 / 3.0;
+            let grow_ms = total.zip(vocode_ms).map(|(t, v)| t - passes * v);
             let peak1 = report.flat_num("matmul_peak_gflops_1t");
             let floor_ms = flops.zip(peak1).map(|(x, p)| 96.0 * x / (p * 1e9) * 1e3);
             format!(
                 "**Limit:** a new seed restarts growth from its seed state. Of the {} ms, one \
-                 vocoder pass takes ~{} ms (real-time factor {} on {} s of sound) and the early \
-                 generation another; the rest, ~{} ms, is 96 NCA steps one after another (~{} \
+                 vocoder pass takes ~{} ms (real-time factor {} on {} s of sound), and the early \
+                 generation's (its phase estimate alone) about a third of that; the rest, ~{} ms, is 96 NCA steps one after another (~{} \
                  steps/s on the 258-frame grid of the default length). Growth is the bulk, and it \
                  is bounded by arithmetic: 96 steps are ~{} GFLOP, which even at 100 % of this \
                  machine's measured 1-thread sgemm peak ({} GFLOP/s) take {} ms; with this run's \
-                 vocoder pass the target needs the NCA at {} % of that peak, against the {} % it \
+                 vocoder passes the target needs the NCA at {} % of that peak, against the {} % it \
                  reaches (section 1) and the ~25–30 % thin 1×1 convolutions get from any CPU \
                  runtime. So it cannot be met with this model on this CPU at one engine thread \
                  (the plugin gives ONNX Runtime half the cores). **What the musician hears \
@@ -194,7 +197,7 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                 f(floor_ms),
                 f(floor_ms
                     .zip(vocode_ms)
-                    .map(|(fl, v)| 100.0 * fl / (500.0 - v).max(1.0))),
+                    .map(|(fl, v)| 100.0 * fl / (500.0 - passes * v).max(1.0))),
                 f(report.flat_num("nca_percent_of_peak")),
             )
         }

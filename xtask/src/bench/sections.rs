@@ -297,7 +297,7 @@ fn memory(md: &mut String, run: &Run) {
     let _ = writeln!(
         md,
         "VmRSS of one process holding 1, 2, 3, 4 plugin instances, each activated at 48 kHz \
-         with the default model and playing its first generation: {} MiB (the empty bench \
+         with the default model and playing its finished first sound (growth done): {} MiB (the empty bench \
          process: {} MiB). Further instances add {} MiB on average (largest step {}). All \
          sessions of the process share one CPU arena registered on the ONNX Runtime \
          environment (`session.use_env_allocators`); before that each session kept its own \

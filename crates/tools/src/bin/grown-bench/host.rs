@@ -185,8 +185,33 @@ impl Instance {
             .fold(0.0f32, |m, v| m.max(v.abs()))
     }
 
+    /// [`Instance::wait_for_sound`], then until growth has reached its target
+    /// and the finished generation plays: the instance settled, its engine idle.
+    pub(super) fn wait_until_grown(&mut self, timeout: Duration) -> Result<Duration> {
+        let t0 = Instant::now();
+        self.wait_for_sound(timeout)?;
+        let status = self.plugin.engine_status();
+        loop {
+            let (step, target) = (
+                status.step.load(std::sync::atomic::Ordering::Relaxed),
+                status.target.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            if target > 0 && step >= target {
+                // The finished generation is vocoded right after the last step.
+                std::thread::sleep(Duration::from_millis(300));
+                self.process(MAX_BLOCK);
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!("growth did not finish within {timeout:?}");
+            }
+            self.process(MAX_BLOCK);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Holds a note until sound comes out: the engine has grown and vocoded
-    /// its first generation and the audio thread has received it.
+    /// its first generation (early or finished) and the audio thread has received it.
     pub(super) fn wait_for_sound(&mut self, timeout: Duration) -> Result<Duration> {
         let t0 = Instant::now();
         self.host.note_on(60);

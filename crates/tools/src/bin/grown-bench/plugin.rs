@@ -23,7 +23,7 @@ pub(super) fn chord_note(i: usize, n: usize) -> u8 {
 /// voices at 32- and 512-sample blocks, 48 kHz.
 pub(super) fn callback(seconds: f64) -> Result<Value> {
     let mut inst = Instance::new(16)?;
-    let ready = inst.wait_for_sound(Duration::from_secs(180))?;
+    let ready = inst.wait_until_grown(Duration::from_secs(180))?;
     // Let the morph from silence to the first generation finish.
     std::thread::sleep(Duration::from_millis(100));
     let mut rows = Vec::new();
@@ -186,14 +186,16 @@ pub(super) fn rss_mb() -> Result<f64> {
 }
 
 /// Resident memory with 1..=n plugin instances, each activated with the
-/// default model and playing its first generation.
+/// default model and playing its finished first sound (growth done).
 pub(super) fn memory(instances: usize) -> Result<Value> {
     let baseline = rss_mb()?;
     let mut alive = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..instances.max(1) {
         let mut inst = Instance::new(8)?;
-        inst.wait_for_sound(Duration::from_secs(180))?;
+        // Settled, so no two instances grow at once (their ONNX Runtime
+        // arena is shared and would hold both runs' buffers).
+        inst.wait_until_grown(Duration::from_secs(180))?;
         // Past the morph, so the previous-generation slot is settled too.
         for _ in 0..100 {
             inst.process(MAX_BLOCK);
