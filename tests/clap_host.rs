@@ -12,7 +12,7 @@
 //!
 //! Engine timing: ONNX Runtime, the model and the vocoder load lazily on the engine
 //! thread, so every scenario first plays notes until sound appears (≤ 30 s), and
-//! compares outputs only after growth has settled (two identical probes in a row).
+//! compares outputs only after growth has settled (the same probe for 3 s).
 
 use grown_test_support::clap_host::analysis;
 use grown_test_support::clap_host::common;
@@ -21,8 +21,8 @@ use grown_test_support::clap_host::play;
 
 use analysis::{best_frequency_scale, centroid_hz, spectral_distance, spectrum};
 use common::serial;
-use host::{Blocks, Ev, Library, Plugin, Stereo};
-use play::{assert_sane, changed_probe, probe, set_param, settled_probe, AUDIBLE};
+use host::{Blocks, Ev, Library, Plugin};
+use play::{assert_sane, changed_probe, max_diff, probe, set_param, settled_probe, AUDIBLE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -520,17 +520,6 @@ fn saved_state_reproduces_the_sound_in_a_new_instance() {
         "restored instance differs (max diff {})",
         max_diff(&got, &expected)
     );
-}
-
-fn max_diff(a: &Stereo, b: &Stereo) -> f32 {
-    if a.len() != b.len() {
-        return f32::INFINITY;
-    }
-    a.left
-        .iter()
-        .chain(&a.right)
-        .zip(b.left.iter().chain(&b.right))
-        .fold(0.0, |m, (x, y)| m.max((x - y).abs()))
 }
 
 /// Set in the child process that runs the allocation scenario.

@@ -299,12 +299,17 @@ fn corrupt_states_are_refused_and_the_sound_stays() {
         out
     };
     plugin.render_silence(plugin.seconds(1.0));
-    // Two equal probes in a row: growth has settled and no tail is left.
+    // The same probe for SETTLE_QUIET: growth has finished (the early
+    // generation is followed by the finished one) and no tail is left.
     let mut before = probe(&mut plugin);
     let start = Instant::now();
+    let mut unchanged_since = Instant::now();
     loop {
+        std::thread::sleep(Duration::from_millis(100));
         let again = probe(&mut plugin);
-        if again == before {
+        if again != before {
+            unchanged_since = Instant::now();
+        } else if unchanged_since.elapsed() >= play::SETTLE_QUIET {
             break;
         }
         assert!(

@@ -476,9 +476,17 @@ impl Voices {
         let sinc = &self.sinc;
         let morph0 = bank.morph;
         // Tempo-locked loops play at the rate that makes one loop `loop_s` long.
+        // The engine grows them that long to within half a frame; a sound of
+        // another length (grown before the tempo or sync changed) plays at its
+        // own rate until its regrown successor arrives, never transposed.
         let loop_lock = match bank.cur.as_deref() {
             Some(g) if looping && g.looped && s.loop_s > 0.0 && s.loop_s.is_finite() => {
-                (g.len as f64 / g.sample_rate as f64) / s.loop_s
+                let ratio = (g.len as f64 / g.sample_rate as f64) / s.loop_s;
+                if (ratio - 1.0).abs() <= LOOP_LOCK_TOLERANCE {
+                    ratio
+                } else {
+                    1.0
+                }
             }
             _ => 1.0,
         };
@@ -637,6 +645,10 @@ impl Voices {
         }
     }
 }
+
+/// Largest rate change a tempo-locked loop makes (2 %, a third of a
+/// semitone): more than half a frame of the shortest Length (0.5 s).
+const LOOP_LOCK_TOLERANCE: f64 = 0.02;
 
 fn finite_or_zero(x: f32) -> f32 {
     if x.is_finite() {
@@ -1194,17 +1206,28 @@ pub(crate) mod tests {
 
     #[test]
     fn a_tempo_locked_loop_lasts_exactly_loop_s() {
-        // A 1 s generation locked to a 1.02 s loop plays 2 % slower, so its
-        // 441 Hz sine comes out at 441 / 1.02.
+        // A 1 s generation locked to a 1.01 s loop plays 1 % slower, so its
+        // 441 Hz sine comes out at 441 / 1.01.
         let s = VoiceSettings {
-            loop_s: 1.02,
+            loop_s: 1.01,
             ..settings()
         };
         let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
         v.note_on(&s, 60, 1.0, 0, None);
         let (out, _) = render(&mut v, &s, 32768);
         let (f, _) = peak_hz(&out[4096..], OUT_SR);
-        assert!((f - 441.0 / 1.02).abs() < 0.5, "{f}");
+        assert!((f - 441.0 / 1.01).abs() < 0.5, "{f}");
+        // A generation of another length (grown before the tempo changed) is
+        // not transposed to fit: it plays at its pitch until the regrown one comes.
+        let far = VoiceSettings {
+            loop_s: 1.5,
+            ..settings()
+        };
+        let (mut v, _) = voices_with(sine_generation(441.0, 22050, 22050, 1, 0.5, 0.0));
+        v.note_on(&far, 60, 1.0, 0, None);
+        let (out, _) = render(&mut v, &far, 16384);
+        let (f, _) = peak_hz(&out[2048..], OUT_SR);
+        assert!((f - 441.0).abs() < 1.0, "{f}");
         // One-shot voices are not locked.
         let one_shot = VoiceSettings {
             looping: false,

@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 /// Output above this peak counts as sound; a grown texture at default gain is far louder.
 pub const AUDIBLE: f32 = 1e-3;
+/// How long the output must stay the same to count as settled. The engine
+/// publishes an early generation a few steps into a growth and the finished
+/// one after it (up to ~1.5 s later on a loaded machine), and probes render
+/// much faster than real time, so two equal probes in a row prove nothing.
+pub const SETTLE_QUIET: Duration = Duration::from_secs(3);
+/// Largest sample difference between two probes that still counts as the same
+/// sound (−120 dBFS, below 24-bit resolution): a note's release leaves
+/// rounding-level differences in the engine's state, and no growth change is
+/// that small.
+pub const SAME_SOUND: f32 = 1e-6;
 /// How long growth may take to reach its target after a parameter change.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the engine may take to load ONNX Runtime and grow its first sound.
@@ -129,10 +139,12 @@ pub fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
     );
 }
 
-/// Holds `key` for `hold_s`, releases it and renders the release tail.
+/// Holds `key` for `hold_s`, releases it and renders the whole release tail,
+/// so the next probe starts from silence and settled probes repeat exactly.
 pub fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
+    let release_s = plugin.param_value(plugin.param("Release").id);
     let hold = plugin.seconds(hold_s);
-    let tail = plugin.seconds(0.6);
+    let tail = plugin.seconds(release_s.max(0.55) + 0.05);
     let block = plugin.max_block;
     let mut out = plugin.render(hold, &[Ev::on(0, key)], Blocks::Fixed(block));
     let release = plugin.render(tail, &[Ev::off(0, key)], Blocks::Fixed(block));
@@ -142,15 +154,31 @@ pub fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
     out
 }
 
-/// Repeats a probe until two in a row are sample-identical and audible: growth has
+/// Largest absolute sample difference of two renders (infinite when their
+/// lengths differ).
+pub fn max_diff(a: &Stereo, b: &Stereo) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.left
+        .iter()
+        .chain(&a.right)
+        .zip(b.left.iter().chain(&b.right))
+        .fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Repeats a probe until it stays the same ([`SAME_SOUND`]) and audible for [`SETTLE_QUIET`]: growth has
 /// reached its target and any morph crossfade is over.
 pub fn settled_probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
     let start = Instant::now();
     let mut previous = probe(plugin, key, hold_s);
+    let mut unchanged_since = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(150));
         let next = probe(plugin, key, hold_s);
-        if next == previous && next.peak() > AUDIBLE {
+        if max_diff(&next, &previous) > SAME_SOUND {
+            unchanged_since = Instant::now();
+        } else if next.peak() > AUDIBLE && unchanged_since.elapsed() >= SETTLE_QUIET {
             return next;
         }
         assert!(
@@ -173,7 +201,7 @@ pub fn changed_probe(
     what: &str,
 ) -> Stereo {
     let start = Instant::now();
-    while probe(plugin, key, hold_s) == *before {
+    while max_diff(&probe(plugin, key, hold_s), before) <= SAME_SOUND {
         assert!(
             start.elapsed() < SETTLE_TIMEOUT,
             "{what} left the samples unchanged for {SETTLE_TIMEOUT:?}"
