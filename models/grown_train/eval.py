@@ -264,7 +264,7 @@ def score_rows(rows: list[Row], loss_fn, target, ref_audio, ref_div: float, scal
 
 
 def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
-    """How the shipped model was trained, from its checkpoint in models/runs (empty if none is there).
+    """How the shipped model was trained, from its checkpoint in models/runs or models/checkpoints (empty if none).
 
     Checkpoints of continued training runs live in sub-folders (``runs/s3/``); with
     ``onnx_path`` the checkpoint whose update-MLP output weights are the file's own is
@@ -275,7 +275,10 @@ def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
     import torch
 
     runs = MODELS_DIR / "runs"
-    top = [ck for ck in sorted(runs.glob(f"{name}-*.pt")) if ck.stem.count("-") == 1]
+    # The committed weights of shipped models (models/checkpoints) count like a
+    # top-level run: a fresh checkout has no models/runs.
+    committed = sorted((MODELS_DIR / "checkpoints").glob(f"{name}-*.pt"))
+    top = [ck for ck in [*sorted(runs.glob(f"{name}-*.pt")), *committed] if ck.stem.count("-") == 1]
     deeper = [ck for ck in sorted(runs.glob(f"*/{name}-*.pt")) if ck.stem.count("-") == 1]
     shipped_w2 = _onnx_w2(onnx_path) if onnx_path is not None else None
     fallback: dict = {}

@@ -860,6 +860,8 @@ mod tests {
         let info = parse_metadata(&meta).expect("embedded model breaks the contract");
         assert_eq!(info.representation, "mel");
         assert!(!info.license.is_empty());
+        // A new instance opens at the growth the default model was trained for.
+        assert_eq!(info.growth_steps, crate::grow::DEFAULT_GROWTH);
     }
 
     // --- tests below need ONNX Runtime (ORT_DYLIB_PATH or target/onnxruntime) ---

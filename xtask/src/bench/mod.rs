@@ -330,7 +330,10 @@ impl Report {
             },
             Row {
                 key: "regrow_latency_ms",
-                label: "seed change → new seed fully grown and heard, 96 steps, CPU".into(),
+                label: format!(
+                    "seed change → new seed fully grown and heard, {} steps, CPU",
+                    run.num("/regrow/growth_steps").unwrap_or(f64::NAN)
+                ),
                 value: run.num("/regrow/latency_ms"),
                 unit: " ms",
                 goal: Some(Goal::AtMost(500.0)),

@@ -267,12 +267,13 @@ fn regrow(md: &mut String, run: &Run) {
     let _ = writeln!(md, "## 4. Regrow latency\n");
     let _ = writeln!(
         md,
-        "`grown::engine::Engine` with the default model, Growth 96, Length {} s, built-in vocoder, \
+        "`grown::engine::Engine` with the default model, Growth {} (the default), Length {} s, built-in vocoder, \
          ONNX Runtime at the plugin's default thread count; the Seed control changes on a settled \
          engine and the clock stops when a generation with a new id arrives on the \
          `GenerationConsumer` (polled every 0.2 ms; a host polls once per block, adding up to one \
          block). Median **{}** of {:?} ms. Engine-reported growth {} steps/s, vocoder real-time \
          factor {}.\n",
+        val(run, "/regrow/growth_steps", ""),
         val(run, "/regrow/length_s", ""),
         val(run, "/regrow/latency_ms", " ms"),
         run.array("/regrow/latency_ms_all")

@@ -31,6 +31,7 @@ use grown::dsp::mel::{MelAnalyzer, MelConfig, Spectrogram};
 use grown::engine::{Engine, EngineControls, EngineStatus};
 use grown::grow::model::NcaModel;
 use grown::grow::nca::Nca;
+use grown::grow::DEFAULT_GROWTH;
 use grown::play::queue::generation_queue;
 use grown::play::queue::{GENERATION_CAPACITY, GENERATION_POOL};
 use grown::vocoder::bigvgan::BigVgan;

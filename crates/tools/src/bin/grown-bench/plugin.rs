@@ -101,11 +101,11 @@ pub(super) fn callback(seconds: f64) -> Result<Value> {
 
 /// Seed change → the new seed heard (its first generation, provisional or
 /// not) and fully grown (its finished generation) at the audio side of the
-/// queue, for the default growth (96 steps) at the default length, through the
+/// queue, for the default growth ([`DEFAULT_GROWTH`]) at the default length, through the
 /// real engine thread; then the time to go back to the previous seed.
 pub(super) fn regrow(repeats: usize) -> Result<Value> {
     let controls = Arc::new(EngineControls::default());
-    controls.growth.store(96, Ordering::Relaxed);
+    controls.growth.store(DEFAULT_GROWTH, Ordering::Relaxed);
     let status = Arc::new(EngineStatus::default());
     let (producer, mut consumer) = generation_queue(GENERATION_POOL, GENERATION_CAPACITY);
     let (snapshots, _editor) = triple_buffer::triple_buffer(&Spectrogram::default());
@@ -164,7 +164,7 @@ pub(super) fn regrow(repeats: usize) -> Result<Value> {
         "latency_ms": median(&mut grown_ms),
         "latency_ms_all": all,
         "return_ms": median(&mut back_ms),
-        "growth_steps": 96,
+        "growth_steps": DEFAULT_GROWTH,
         "length_s": controls.length_s.load(Ordering::Relaxed),
         "engine_steps_per_s": steps_per_s,
         "engine_vocoder_rtf": vocoder_rtf,
@@ -246,12 +246,12 @@ pub(super) fn memory_parts() -> Result<Value> {
     let mut grower = Grower::new(Nca::new(model));
     let frames = frames_for(3.0, &cfg);
     let spec = grower
-        .grow(1, 96, frames, 0.5, 0.0)
+        .grow(1, DEFAULT_GROWTH, frames, 0.5, 0.0)
         .map_err(|e| anyhow!("{e}"))?
         .clone();
     let checkpoints = grower.checkpoint_count();
     mark(
-        "growing 96 steps at 3 s (state, ORT arena, checkpoints)",
+        &format!("growing {DEFAULT_GROWTH} steps at 3 s (state, ORT arena, checkpoints)"),
         &mut parts,
     )?;
     let mut inverter = Inverter::new(cfg);
