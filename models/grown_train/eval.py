@@ -305,6 +305,37 @@ def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
     return fallback
 
 
+def weights_digest(path: Path) -> str:
+    """SHA-256 of an ONNX file's initializers (names, types, shapes, values), so a
+    model keeps its identity when only its metadata changes (a level calibration)."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    h = hashlib.sha256()
+    for init in sorted(onnx.load(str(path)).graph.initializer, key=lambda i: i.name):
+        a = numpy_helper.to_array(init)
+        h.update(f"{init.name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def training_record(name: str, onnx_path: Path, folder: Path | None = None) -> dict:
+    """How a shipped model was trained, from its committed run record
+    ``models/checkpoints/NAME-run.json`` (for models whose checkpoint is not
+    committed), only if the record names this file's weights. Empty otherwise."""
+    path = (folder or MODELS_DIR / "checkpoints") / f"{name}-run.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or record.get("weights_sha256") != weights_digest(onnx_path):
+        return {}
+    kept = {k: record[k] for k in ("iterations", "planned", "batch", "lineage") if k in record}
+    return {**kept, "from_record": True} if kept else {}
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, so a report can recognise a model it has described before."""
     import hashlib
@@ -409,7 +440,8 @@ def evaluate_model(
     shipped = Row("shipped", grow_onnx(spec, seeds, frames, torch.get_num_threads()))
     timings["grow shipped"] = time.perf_counter() - t0
     digest = file_digest(spec.path)
-    shipped.info.update(shipped_training(spec.name, spec.path) or previous_training(spec.name, digest))
+    shipped.info.update(shipped_training(spec.name, spec.path) or training_record(spec.name, spec.path)
+                        or previous_training(spec.name, digest))
     shipped.info["onnx_sha256"] = digest
 
     frames_a = min(int(m["grown.train_frames"]), t_frames)
@@ -632,7 +664,9 @@ def render_report(results: list[dict], budget: Budget) -> str:
                + "".join(f", after {st['iters']} iterations at {st['frames']} frames"
                          for st in reversed(shipped.info.get("lineage", [])))
                + (" (from the previous report: its checkpoint is not in this checkout)."
-                  if shipped.info.get("from_report") else " (from its checkpoint).")
+                  if shipped.info.get("from_report")
+                  else " (from its run record `checkpoints/" + res["name"] + "-run.json`)."
+                  if shipped.info.get("from_record") else " (from its checkpoint).")
                if its else " (checkpoint not found; budget: see train_all.sh)."),
             f"* notebook (a): {nb.info['iterations']} iterations × batch {res['notebook_cfg'].batch}"
             + (" (cached)" if nb.info.get("cached") else "")

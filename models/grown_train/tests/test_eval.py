@@ -175,6 +175,35 @@ def test_training_budget_comes_from_the_last_report_only_for_the_same_file(tmp_p
     assert previous_training("m", file_digest(model), sidecar) == {}
 
 
+def test_a_run_record_gives_the_budget_only_to_the_weights_it_names(tmp_path, chord_wav):
+    import json
+
+    import onnx
+
+    from grown_train.eval import training_record, weights_digest
+
+    model = _tiny_model(tmp_path / "m.onnx", chord_wav.name)
+    record = {"iterations": 283, "planned": 400, "batch": 3, "lineage": [{"frames": 48, "iters": 343}],
+              "weights_sha256": weights_digest(model)}
+    (tmp_path / "m-run.json").write_text(json.dumps(record))
+    want = {"iterations": 283, "planned": 400, "batch": 3, "lineage": [{"frames": 48, "iters": 343}],
+            "from_record": True}
+    assert training_record("m", model, tmp_path) == want
+    # New metadata (a calibration) keeps the weights, and so the record.
+    proto = onnx.load(str(model))
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, "grown.level_db": "3.0"})
+    onnx.save(proto, str(model))
+    assert training_record("m", model, tmp_path) == want
+    # Retrained weights do not inherit it.
+    init = proto.graph.initializer[0]
+    arr = onnx.numpy_helper.to_array(init).copy()
+    arr.flat[0] += 1.0
+    init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    onnx.save(proto, str(model))
+    assert training_record("m", model, tmp_path) == {}
+    assert training_record("other", model, tmp_path) == {}
+
+
 def test_quick_eval_writes_the_table_and_caches_baseline_a(tmp_path, chord_wav, capsys):
     model = _tiny_model(tmp_path / "tinychord.onnx", chord_wav.name)
     out = tmp_path / "report" / "EVAL.md"
