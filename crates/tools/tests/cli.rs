@@ -1,7 +1,7 @@
 //! The `grown` command line as a user meets it: help on every command, and a
 //! bad invocation answered with a clear error and exit status 2.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn grown(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_grown"))
@@ -82,6 +82,23 @@ fn bad_invocations_are_one_clear_error() {
 }
 
 /// The samples of a WAV `grown render` wrote (32-bit float, interleaved).
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    // `grown presets | head -1`: the reader is gone before the listing is
+    // written, so the first write fails; that must be a quiet exit, not a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grown"))
+        .arg("presets")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 fn wav_samples(path: &std::path::Path) -> Vec<f32> {
     hound::WavReader::open(path)
         .expect("rendered WAV")

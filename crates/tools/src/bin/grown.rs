@@ -5,8 +5,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use grown::grow::model::NcaModel;
 use grown::presets::{self, Preset};
 use grown_tools::render::{self, RenderRequest};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Prints a line to standard output; a closed pipe (`grown presets | head -1`)
+/// ends the program quietly, as for any Unix filter, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0)
+        }
+    };
+}
 
 /// Grown's command line: render notes, inspect models, vocode audio, soak-test the engine.
 #[derive(Parser)]
@@ -197,7 +208,7 @@ fn render_cmd(args: RenderArgs) -> Result<(), String> {
         .iter()
         .chain(&rendered.right)
         .fold(0.0f32, |m, v| m.max(v.abs()));
-    println!(
+    say!(
         "wrote {} ({:.2} s at {} Hz, peak {:.3}); grew {} steps with seed {}",
         out.display(),
         rendered.left.len() as f32 / rendered.sample_rate as f32,
@@ -250,7 +261,7 @@ fn apply_preset(preset: &Preset, req: &mut RenderRequest) {
 
 fn presets_cmd() {
     for p in presets::factory() {
-        println!("{:<22} {:<28} {}", p.id, p.name, p.tags.join(", "));
+        say!("{:<22} {:<28} {}", p.id, p.name, p.tags.join(", "));
     }
 }
 
@@ -300,23 +311,24 @@ fn vocode_cmd(input_path: &Path, out_path: &Path) -> Result<(), String> {
         writer.write_sample(*v).map_err(|e| format!("{out}: {e}"))?;
     }
     writer.finalize().map_err(|e| format!("{out}: {e}"))?;
-    println!("wrote {out} ({} mel frames inverted)", mel.frames);
+    say!("wrote {out} ({} mel frames inverted)", mel.frames);
     Ok(())
 }
 
 fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
     let model = load_model(path.as_deref())?;
     let i = &model.info;
-    println!("source:          {}", model.source);
-    println!("contract:        {}", i.contract);
-    println!("representation:  {}", i.representation);
-    println!(
+    say!("source:          {}", model.source);
+    say!("contract:        {}", i.contract);
+    say!("representation:  {}", i.representation);
+    say!(
         "channels:        {} (spectrogram in channel {})",
-        i.channels, i.spec_channel
+        i.channels,
+        i.spec_channel
     );
     match &i.stft {
         Some(cfg) => {
-            println!(
+            say!(
                 "mapping:         channels {}..{} = M re, M im, S re, S im; x = sign(v)·(exp({} * |v| + {}) − exp({}))",
                 i.spec_channel,
                 i.spec_channel + 3,
@@ -324,41 +336,43 @@ fn info_cmd(path: Option<PathBuf>) -> Result<(), String> {
                 i.spec_offset,
                 i.spec_offset
             );
-            println!(
+            say!(
                 "stft:            n_fft {}, hop {}, {} bins, {} Hz (played by inverse STFT, no vocoder)",
                 cfg.n_fft, cfg.hop, cfg.bins, cfg.sample_rate
             );
         }
         None => {
-            println!(
+            say!(
                 "mapping:         ln(mel) = {} * state + {}",
-                i.spec_scale, i.spec_offset
+                i.spec_scale,
+                i.spec_offset
             );
-            println!("mel:             {}", i.mel.to_json());
+            say!("mel:             {}", i.mel.to_json());
         }
     }
-    println!("growth steps:    {}", i.growth_steps);
-    println!("fire rate:       {}", i.fire_rate);
+    say!("growth steps:    {}", i.growth_steps);
+    say!("fire rate:       {}", i.fire_rate);
     match &i.seed_bank {
-        Some(bank) => println!(
+        Some(bank) => say!(
             "seed state:      a passage of its {}-frame bank + normal(0, {}²)",
-            bank.frames, i.seed_std
+            bank.frames,
+            i.seed_std
         ),
-        None => println!("seed state:      normal(0, {}²)", i.seed_std),
+        None => say!("seed state:      normal(0, {}²)", i.seed_std),
     }
-    println!("train frames:    {}", i.train_frames);
-    println!("perception:      {}", i.perception);
-    println!("target:          {}", i.target);
-    println!("licence:         {}", i.license);
-    println!("level:           {:+.2} dB (grown.level_db)", i.level_db);
+    say!("train frames:    {}", i.train_frames);
+    say!("perception:      {}", i.perception);
+    say!("target:          {}", i.target);
+    say!("licence:         {}", i.license);
+    say!("level:           {:+.2} dB (grown.level_db)", i.level_db);
     match grown::onnx::runtime::runtime() {
-        Ok(rt) => println!(
+        Ok(rt) => say!(
             "onnx runtime:    {} ({}; {})",
             rt.dylib.display(),
             rt.provider,
             rt.why
         ),
-        Err(e) => println!("onnx runtime:    unavailable: {e}"),
+        Err(e) => say!("onnx runtime:    unavailable: {e}"),
     }
     Ok(())
 }
@@ -382,12 +396,16 @@ fn soak_cmd(args: SoakArgs) -> Result<(), String> {
         return Err("--drift must be between 0 and 64 steps/s".into());
     }
     let model = load_model(args.model.as_deref())?;
-    println!(
+    say!(
         "soak: {:.0} s of audio at {} Hz / {} samples, drift {} steps/s, seed {}",
-        cfg.seconds, cfg.sample_rate, cfg.block, cfg.drift, cfg.seed
+        cfg.seconds,
+        cfg.sample_rate,
+        cfg.block,
+        cfg.drift,
+        cfg.seed
     );
-    let report = grown_tools::soak::run(model, &cfg, |line| println!("  {line}"))?;
-    println!("{}", report.summary());
+    let report = grown_tools::soak::run(model, &cfg, |line| say!("  {line}"))?;
+    say!("{}", report.summary());
     let mut failures = Vec::new();
     if report.non_finite > 0 {
         failures.push(format!("{} non-finite output samples", report.non_finite));
@@ -422,7 +440,7 @@ fn soak_cmd(args: SoakArgs) -> Result<(), String> {
         ));
     }
     if failures.is_empty() {
-        println!("soak passed");
+        say!("soak passed");
         Ok(())
     } else {
         Err(format!("soak failed: {}", failures.join("; ")))
