@@ -783,7 +783,7 @@ mod tests {
             .map(|(i, (a, b))| a + b * (i as f32 / 2816.0))
             .collect();
         let mel = MelAnalyzer::new(cfg.clone()).analyze(&audio);
-        assert!(mel.frames % LANES != 0 && mel.frames > LANES);
+        assert!(!mel.frames.is_multiple_of(LANES) && mel.frames > LANES);
         let n_freqs = cfg.n_freqs();
         let mut inv = Inverter::with_iterations(cfg, 0);
         let mut out = Vec::new();
