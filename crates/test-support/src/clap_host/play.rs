@@ -13,9 +13,8 @@ pub const AUDIBLE: f32 = 1e-3;
 /// much faster than real time, so two equal probes in a row prove nothing.
 pub const SETTLE_QUIET: Duration = Duration::from_secs(3);
 /// Largest sample difference between two probes that still counts as the same
-/// sound (−120 dBFS, below 24-bit resolution): a note's release leaves
-/// rounding-level differences in the engine's state, and no growth change is
-/// that small.
+/// sound (−120 dBFS, below 24-bit resolution): consecutive probes of a slow
+/// preset differ by rounding (~1e-8), and no growth change is that small.
 pub const SAME_SOUND: f32 = 1e-6;
 /// How long growth may take to reach its target after a parameter change.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,7 +139,7 @@ pub fn set_param(plugin: &mut Plugin, name: &str, plain: f64) {
 }
 
 /// Holds `key` for `hold_s`, releases it and renders the whole release tail,
-/// so the next probe starts from silence and settled probes repeat exactly.
+/// so the next probe starts from silence.
 pub fn probe(plugin: &mut Plugin, key: u8, hold_s: f64) -> Stereo {
     let release_s = plugin.param_value(plugin.param("Release").id);
     let hold = plugin.seconds(hold_s);
