@@ -110,7 +110,11 @@ impl SincTable {
     /// Runs an AVX2 build of the same code when the CPU has it (8-wide dot
     /// products, an inline `floor`). Both builds perform the same IEEE
     /// operations in the same order (Rust never contracts to FMA on its own),
-    /// so the output is bit-identical whichever runs.
+    /// so the output is bit-identical whichever runs. The voices choose the
+    /// build once per block instead (`Voices::render_voices`) and inline
+    /// [`read_poly_pair_impl`](Self::read_poly_pair_impl); this per-call
+    /// dispatch is what the tests compare the builds with.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn read_poly_pair(
         &self,
@@ -128,7 +132,7 @@ impl SincTable {
     }
 
     /// [`read_poly_pair`](Self::read_poly_pair) compiled for AVX2.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(test, target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn read_poly_pair_avx2(
         &self,
