@@ -106,39 +106,45 @@ def loopable_crop(bank: torch.Tensor, start: int, frames: int) -> torch.Tensor:
 
 
 def excerpt_states(
-    bank: torch.Tensor, seeds: list[int], channels: int, frames: int, std: float, spec_channel: int = 0
+    bank: torch.Tensor, seeds: list[int], channels: int, frames: int, std: float, spec_channel: int = 0,
+    visible: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seed states ``[S, C, n_mels, frames]`` and their clean passages ``[S, n_mels, frames]``.
+    """Seed states ``[S, C, rows, frames]`` and their clean passages ``[S, visible * rows, frames]``.
 
     Each seed draws a start uniformly from :func:`start_span` and N(0, std^2) noise
-    for every cell and channel; the passage is added to the visible channel.
+    for every cell and channel; the passage is added to the ``visible`` channels from
+    ``spec_channel`` on (one for a mel model, four for ``stft-ms``, whose bank rows are
+    its visible channels' grids stacked).
     """
-    n_mels = bank.shape[0]
-    states = torch.empty(len(seeds), channels, n_mels, frames)
-    clean = torch.empty(len(seeds), n_mels, frames)
+    rows = bank.shape[0] // visible
+    states = torch.empty(len(seeds), channels, rows, frames)
+    clean = torch.empty(len(seeds), visible * rows, frames)
     span = start_span(bank.shape[1], frames)
     for i, s in enumerate(seeds):
         g = torch.Generator().manual_seed(int(s))
         start = int(torch.randint(0, span, (1,), generator=g))
         clean[i] = loopable_crop(bank, start, frames)
-        states[i] = torch.randn(channels, n_mels, frames, generator=g) * std
-        states[i, spec_channel] += clean[i]
+        states[i] = torch.randn(channels, rows, frames, generator=g) * std
+        states[i, spec_channel : spec_channel + visible] += clean[i].view(visible, rows, frames)
     return states, clean
 
 
-def restore_loss(x: torch.Tensor, clean: torch.Tensor, spec_channel: int = 0, limit: float = 4.0) -> torch.Tensor:
-    """Per item: L1 of the visible channel against its passage, plus any state beyond ``+-limit``.
+def restore_loss(
+    x: torch.Tensor, clean: torch.Tensor, spec_channel: int = 0, limit: float = 4.0, visible: int = 1
+) -> torch.Tensor:
+    """Per item: L1 of the visible channels against their passage, plus any state beyond ``+-limit``.
 
     The overflow term keeps hidden channels bounded so growth far past training
     (Drift) stays where the rule was trained.
     """
-    l1 = (x[:, spec_channel] - clean).abs().mean(dim=(1, 2))
+    seen = x[:, spec_channel : spec_channel + visible].flatten(1, 2)
+    l1 = (seen - clean).abs().mean(dim=(1, 2))
     overflow = (x.abs() - limit).clamp(min=0).mean(dim=(1, 2, 3))
     return l1 + overflow
 
 
 def encode_bank(bank: torch.Tensor) -> str:
-    """``grown.seed_bank``: ``{"frames":T,"f16":base64}`` of the bank ``[n_mels, T]``, mel-major little-endian float16."""
+    """``grown.seed_bank``: ``{"frames":T,"f16":base64}`` of the bank ``[rows, T]``, row-major little-endian float16."""
     raw = np.ascontiguousarray(bank.detach().cpu().numpy().astype("<f2")).tobytes()
     return json.dumps(
         {"frames": int(bank.shape[1]), "f16": base64.b64encode(raw).decode("ascii")}, separators=(",", ":")

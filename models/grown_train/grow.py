@@ -61,7 +61,7 @@ def seed_batch(
     """Seed states ``[S, C, rows, frames]``: noise, or with ``bank`` a passage of it plus noise."""
     if bank is None:
         return seed_states(seeds, channels, rows, frames, std)
-    return excerpt_states(bank, seeds, channels, frames, std)[0]
+    return excerpt_states(bank, seeds, channels, frames, std, visible=bank.shape[0] // rows)[0]
 
 
 def grow(
@@ -91,7 +91,12 @@ def seed_bank(meta: dict[str, str]) -> torch.Tensor | None:
     """The bank of an excerpt-seeded model from its metadata (None for a noise seed)."""
     if "grown.seed_bank" not in meta:
         return None
-    return decode_bank(meta["grown.seed_bank"], grid_rows(meta))
+    return decode_bank(meta["grown.seed_bank"], visible_channels(meta) * grid_rows(meta))
+
+
+def visible_channels(meta: dict[str, str]) -> int:
+    """Visible channels of a model from its metadata: four for ``stft-ms`` (mid/side re/im), else one."""
+    return 4 if meta.get("grown.representation") == "stft-ms" else 1
 
 
 def grid_rows(meta: dict[str, str]) -> int:

@@ -21,11 +21,13 @@ from grown_train.stftms import (
     OFFSET,
     REPRESENTATION,
     SCALE,
+    STATE_LIMIT,
     StereoLoss,
     StereoWeights,
     encode,
     load_stereo,
     picture,
+    visible_to_complex,
 )
 
 
@@ -58,6 +60,13 @@ class StereoTrainConfig:
     #: ``grown.fire_rate`` and the seed state's std.
     fire_rate: float = 0.5
     seed_std: float = 0.1
+    #: ``excerpt`` (default): carry the recording's loudest seconds (all four visible channels)
+    #: in the model and regrow a passage of them from seed noise and damage, as the mel models
+    #: do; ``noise``: grow from N(0, std^2) to the texture statistics (a static, unvoiced wash on
+    #: strings: harmonic fine structure -0.01 against a ceiling of 0.54).
+    seed_kind: str = "excerpt"
+    #: Chance per iteration that one pooled item gets a rectangle erased (excerpt seeds).
+    damage_prob: float = 0.5
     #: Seeds model init and all training randomness.
     seed: int = 0
     #: Stop and export after this many minutes (0 = no limit).
@@ -77,12 +86,14 @@ class StereoTrainConfig:
     checkpoint_dir: Path = Path("runs")
 
 
-def stereo_metadata(nca, cfg: StereoTrainConfig) -> dict[str, str]:
-    """``metadata_props`` of an ``stft-ms`` model (the README's stft-ms table)."""
-    from grown_train import CONTRACT_VERSION
+def stereo_metadata(nca, cfg: StereoTrainConfig, bank: torch.Tensor | None = None) -> dict[str, str]:
+    """``metadata_props`` of an ``stft-ms`` model (the README's stft-ms table); ``bank`` for excerpt seeds."""
+    from grown_train import CONTRACT_VERSION, EXCERPT_CONTRACT_VERSION
+    from grown_train.excerpt import encode_bank
 
-    return {
-        "grown.contract": str(CONTRACT_VERSION),
+    kind = "normal" if bank is None else "excerpt"
+    meta = {
+        "grown.contract": str(CONTRACT_VERSION if bank is None else EXCERPT_CONTRACT_VERSION),
         "grown.kind": "nca",
         "grown.representation": REPRESENTATION,
         "grown.channels": str(nca.cfg.channels),
@@ -92,13 +103,16 @@ def stereo_metadata(nca, cfg: StereoTrainConfig) -> dict[str, str]:
         "grown.stft": DEFAULT_STFT.to_json(),
         "grown.growth_steps": str(int(cfg.max_steps)),
         "grown.fire_rate": repr(float(cfg.fire_rate)),
-        "grown.seed_state": json.dumps({"kind": "normal", "std": float(cfg.seed_std)}, separators=(",", ":")),
+        "grown.seed_state": json.dumps({"kind": kind, "std": float(cfg.seed_std)}, separators=(",", ":")),
         "grown.train_frames": str(int(cfg.frames)),
         "grown.perception": ",".join(nca.kernels),
         "grown.unroll": "1",
         "grown.target": cfg.credit or Path(cfg.target).name,
         "grown.license": cfg.license,
     }
+    if bank is not None:
+        meta["grown.seed_bank"] = encode_bank(bank)
+    return meta
 
 
 def target_visible(cfg: StereoTrainConfig) -> torch.Tensor:
@@ -109,13 +123,39 @@ def target_visible(cfg: StereoTrainConfig) -> torch.Tensor:
     return encode(torch.from_numpy(audio))
 
 
+def choose_stereo_bank(target: torch.Tensor, seconds: float | None = None) -> torch.Tensor:
+    """The loudest ``seconds`` (default the mel models' ``BANK_SECONDS``) of visible ``[4, bins, T]``.
+
+    Returned as the bank ``[4 * bins, frames]`` (the visible channels' grids stacked), rounded to
+    float16 as the file stores it. Quiet ends are left out as for mel banks (``QUIET_END``).
+    """
+    from grown_train.excerpt import BANK_SECONDS, QUIET_END
+
+    fps = DEFAULT_STFT.sample_rate / DEFAULT_STFT.hop
+    frames = round((BANK_SECONDS if seconds is None else seconds) * fps)
+    lin = visible_to_complex(target)
+    energy = (lin.real.square() + lin.imag.square()).sum(dim=(0, 1))
+    loud = torch.nonzero(energy >= QUIET_END * energy.max()).flatten()
+    target, energy = target[..., int(loud[0]) : int(loud[-1]) + 1], energy[int(loud[0]) : int(loud[-1]) + 1]
+    if target.shape[-1] > frames:
+        win = torch.nn.functional.avg_pool1d(energy[None, None], frames, stride=1)[0, 0]
+        start = int(win.argmax())
+        target = target[..., start : start + frames]
+    return target.reshape(-1, target.shape[-1]).half().float()
+
+
 def train_stereo(cfg: StereoTrainConfig) -> dict:
     """Train an ``stft-ms`` NCA and export it (checkpoint beside the output: ``OUT.pt``, resumed on re-run)."""
+    from grown_train.errors import BadOption
+    from grown_train.excerpt import excerpt_states, restore_loss
     from grown_train.export import export_onnx
     from grown_train.grow import grow, rollout
     from grown_train.io import atomic_write, check_writable
     from grown_train.nca import NCA, NCAConfig, seed_states
-    from grown_train.train import descend, optimizer
+    from grown_train.train import _damage, descend, optimizer
+
+    if cfg.seed_kind not in ("noise", "excerpt"):
+        raise BadOption(f"--seed-kind must be noise or excerpt, not {cfg.seed_kind!r}")
 
     out = check_writable(Path(cfg.out))
     torch.set_num_threads(max(1, cfg.threads))
@@ -124,16 +164,32 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
     target = target_visible(cfg)
     fps = DEFAULT_STFT.sample_rate / DEFAULT_STFT.hop
     loss_fn = StereoLoss(target, cfg.frames, fps, cfg.weights)
+    bank = choose_stereo_bank(target) if cfg.seed_kind == "excerpt" else None
     nca = NCA(NCAConfig(cfg.channels, DEFAULT_STFT.bins, cfg.hidden))
     opt, sched = optimizer(nca, cfg.lr, cfg.lr_final, cfg.iters)
+
+    def fresh(first: int, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Seed states ``first..first+n`` and, for excerpt seeds, the passages they must regrow."""
+        seeds = list(range(first, first + n))
+        if bank is None:
+            return seed_states(seeds, cfg.channels, DEFAULT_STFT.bins, cfg.frames, cfg.seed_std), None
+        return excerpt_states(bank, seeds, cfg.channels, cfg.frames, cfg.seed_std, visible=4)
+
+    def losses(x: torch.Tensor, clean: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Texture statistics, or for excerpt seeds the passage back (bounded like the texture's overflow)."""
+        if clean is None:
+            return loss_fn(x)
+        return {"total": restore_loss(x, clean, limit=STATE_LIMIT, visible=4)}
+
     next_seed = cfg.seed * 1_000_003 + 1
-    pool = seed_states(list(range(next_seed, next_seed + cfg.pool_size)), cfg.channels, DEFAULT_STFT.bins, cfg.frames, cfg.seed_std)
+    pool, pool_clean = fresh(next_seed, cfg.pool_size)
     next_seed += cfg.pool_size
     history: list[dict[str, float]] = []
     start = 0
     Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
     ckpt = Path(cfg.checkpoint_dir) / f"{out.stem}-stftms.pt"
-    arch = {"channels": cfg.channels, "hidden": cfg.hidden, "frames": cfg.frames, "pool": cfg.pool_size}
+    arch = {"channels": cfg.channels, "hidden": cfg.hidden, "frames": cfg.frames, "pool": cfg.pool_size,
+            "seed_kind": cfg.seed_kind}
     if ckpt.exists():
         ck = torch.load(ckpt, weights_only=False)
         if ck["arch"] == arch:
@@ -141,11 +197,12 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
             opt.load_state_dict(ck["opt"])
             sched.load_state_dict(ck["sched"])
             pool, history, start, next_seed = ck["pool"], ck["history"], ck["iter"], ck["next_seed"]
+            pool_clean = ck.get("pool_clean")
             gen.set_state(ck["gen"])
 
     def save(it: int) -> None:
         payload = {"arch": arch, "model": nca.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                   "pool": pool, "history": history, "iter": it, "next_seed": next_seed, "gen": gen.get_state()}
+                   "pool": pool, "pool_clean": pool_clean, "history": history, "iter": it, "next_seed": next_seed, "gen": gen.get_state()}
         atomic_write(ckpt, lambda tmp: torch.save(payload, tmp))
 
     t0 = time.monotonic()
@@ -155,13 +212,21 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
             break
         idx = torch.randperm(cfg.pool_size, generator=gen)[: cfg.batch]
         x = pool[idx].clone()
+        clean = None if pool_clean is None else pool_clean[idx].clone()
         with torch.no_grad():
-            worst = int(loss_fn(x)["total"].argmax())
-        x[worst] = seed_states([next_seed], cfg.channels, DEFAULT_STFT.bins, cfg.frames, cfg.seed_std)[0]
+            ranks = losses(x, clean)["total"].argsort(descending=True)
+        worst = int(ranks[0])
+        x[worst:worst + 1], fresh_clean = fresh(next_seed, 1)
+        if clean is not None:
+            clean[worst] = fresh_clean[0]
+            # The damage slot is the last item: keep the fresh seed out of it.
+            x, idx, clean = x[ranks], idx[ranks], clean[ranks]
+            if cfg.batch > 1 and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
+                _damage(x, cfg.seed_std, gen)
         next_seed += 1
         steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
         x = rollout(nca, x, steps, cfg.fire_rate, gen)
-        terms = loss_fn(x)
+        terms = losses(x, clean)
         loss = terms["total"].mean()
         if not torch.isfinite(loss):
             from grown_train.errors import Diverged
@@ -169,6 +234,8 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
             raise Diverged(f"training diverged at iteration {it}; no model written")
         descend(nca, loss, opt, sched)
         pool[idx] = x.detach()
+        if clean is not None:
+            pool_clean[idx] = clean
         history.append({"iter": it + 1, **{k: float(v.detach().mean()) for k, v in terms.items()}})
         done = it + 1
         if cfg.log_every and done % cfg.log_every == 0:
@@ -177,13 +244,14 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
             save(done)
     save(done)
     nca.eval()
-    final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std)
+    final = grow(nca, [cfg.seed * 1000 + 1, cfg.seed * 1000 + 2], cfg.frames, cfg.max_steps, cfg.fire_rate, cfg.seed_std,
+                 bank)
     if not torch.isfinite(final).all():
         from grown_train.errors import Diverged
 
         raise Diverged("growing from a fresh seed gives NaN/inf; no model written")
     final_terms = {k: float(v.mean()) for k, v in loss_fn(final).items()}
-    export_onnx(nca, out, None, meta=stereo_metadata(nca, cfg))
+    export_onnx(nca, out, None, meta=stereo_metadata(nca, cfg, bank))
     energy = target.abs().mean(dim=(0, 1))
     start = int(torch.nn.functional.avg_pool1d(energy[None, None], cfg.frames, stride=1)[0, 0].argmax())
     save_preview(
@@ -226,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train a stereo stft-ms NCA and export ONNX")
     t.add_argument("--target", type=Path, required=True)
     t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--seed-kind", choices=("excerpt", "noise"), default=d.seed_kind, help="(%(default)s)")
     for name in ("iters", "frames", "channels", "hidden", "batch", "pool_size", "min_steps", "max_steps", "seed", "threads"):
         t.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name), help="(%(default)s)")
-    for name in ("lr", "lr_final", "fire_rate", "seed_std", "time_budget", "target_seconds"):
+    for name in ("lr", "lr_final", "fire_rate", "seed_std", "damage_prob", "time_budget", "target_seconds"):
         t.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name), help="(%(default)s)")
     for name, value in asdict(d.weights).items():
         t.add_argument(f"--w-{name}", type=float, default=value, help="loss weight (%(default)s)")

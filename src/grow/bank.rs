@@ -62,7 +62,7 @@ impl SeedBank {
         let want = n_mels * frames * 2;
         if bytes.len() != want {
             return Err(format!(
-                "{} bytes of float16, expected {want} ({n_mels} bands x {frames} frames)",
+                "{} bytes of float16, expected {want} ({n_mels} rows x {frames} frames)",
                 bytes.len()
             ));
         }

@@ -74,7 +74,8 @@ pub struct ModelInfo {
     pub seed_std: f32,
     /// `grown.seed_bank` of an excerpt-seeded model (`grown.seed_state` kind
     /// `excerpt`, contract 2): the seed state is a passage of it plus the seed
-    /// noise. None: the seed state is the noise alone (kind `normal`). Shared,
+    /// noise. Its rows are the visible channels' grids stacked
+    /// ([`ModelInfo::visible_channels`] × `mel.n_mels`). None: the seed state is the noise alone (kind `normal`). Shared,
     /// because model info is cloned for display and the bank can be large.
     pub seed_bank: Option<Arc<SeedBank>>,
     /// `grown.train_frames`: the length the model was trained at (a sensible default length).
@@ -357,12 +358,9 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
                 "`grown.seed_state` kind `excerpt` needs `grown.contract` ≥ {EXCERPT_CONTRACT_VERSION} (the file says {contract})"
             )));
         }
-        if stft.is_some() {
-            return Err(ModelError::Contract(
-                "`grown.seed_state` kind `excerpt` is for `mel` models only".into(),
-            ));
-        }
-        let bank = SeedBank::from_json(required(map, "grown.seed_bank")?, mel.n_mels)
+        // An stft-ms bank holds all four visible channels' grids, stacked.
+        let visible = if stft.is_some() { STFT_VISIBLE } else { 1 };
+        let bank = SeedBank::from_json(required(map, "grown.seed_bank")?, visible * mel.n_mels)
             .map_err(|e| ModelError::Contract(format!("`grown.seed_bank`: {e}")))?;
         Some(Arc::new(bank))
     } else {
@@ -388,6 +386,18 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
         license,
         level_db,
     })
+}
+
+impl ModelInfo {
+    /// Channels from `spec_channel` on that hold what is heard: one log-mel
+    /// channel, or an stft-ms model's four mid/side re/im channels.
+    pub fn visible_channels(&self) -> usize {
+        if self.stft.is_some() {
+            STFT_VISIBLE
+        } else {
+            1
+        }
+    }
 }
 
 /// `{"kind":"normal"|"excerpt","std":s}` → `(s, is_excerpt)`.
@@ -777,6 +787,33 @@ mod tests {
         m.insert("grown.seed_bank".into(), bank_json(&values, 3));
         m.insert("grown.contract".into(), "1".into());
         assert!(contract_err(&m).contains("needs `grown.contract` ≥ 2"));
+    }
+
+    /// An stft-ms bank carries all four visible channels: 4 × 513 rows; a
+    /// bank of one channel's rows is refused.
+    #[test]
+    fn an_stft_ms_excerpt_bank_holds_four_visible_grids() {
+        use crate::grow::bank::tests::bank_json;
+        let mut m = valid_map();
+        m.remove("grown.mel");
+        m.insert("grown.representation".into(), "stft-ms".into());
+        m.insert(
+            "grown.stft".into(),
+            r#"{"sample_rate":22050,"n_fft":1024,"hop":256,"win":1024,"bins":513,"window":"hann_periodic","padding":"circular"}"#.into(),
+        );
+        m.insert("grown.contract".into(), "2".into());
+        m.insert(
+            "grown.seed_state".into(),
+            r#"{"kind":"excerpt","std":0.05}"#.into(),
+        );
+        let one: Vec<f32> = (0..513 * 2).map(|i| (i % 7) as f32 * 0.25).collect();
+        m.insert("grown.seed_bank".into(), bank_json(&one, 2));
+        assert!(contract_err(&m).contains("2052 rows x 2 frames"));
+        let four: Vec<f32> = (0..4 * 513 * 2).map(|i| (i % 7) as f32 * 0.25).collect();
+        m.insert("grown.seed_bank".into(), bank_json(&four, 2));
+        let info = parse_metadata(&m).unwrap();
+        assert_eq!(info.visible_channels(), 4);
+        assert_eq!(info.seed_bank.expect("no bank").values, four);
     }
 
     #[test]

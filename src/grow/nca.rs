@@ -196,11 +196,12 @@ impl Nca {
             let span = bank::start_span(bank.frames, frames);
             let start = (rng::uniform(seed, rng::EXCERPT_STREAM, 0) * span as f32) as usize;
             let visible = info.spec_channel * cells;
+            let rows = info.visible_channels() * n_mels;
             self.state.fill(0.0);
             bank.passage_into(
                 start.min(span - 1),
-                n_mels,
-                &mut self.state[visible..visible + cells],
+                rows,
+                &mut self.state[visible..visible + rows * frames],
             );
             for (i, v) in self.state.iter_mut().enumerate() {
                 *v += rng::normal(seed, 0, i as u64) * std;
@@ -710,6 +711,45 @@ pub(crate) mod tests {
         // A grid longer than the bank wraps around it.
         n.reset(3, 100);
         assert!(n.state().iter().all(|v| v.is_finite()));
+    }
+
+    /// An stft-ms excerpt seed fills all four visible channels (mid and side,
+    /// re and im) from the bank's stacked grids; the hidden ones hold noise.
+    #[test]
+    fn stft_ms_excerpt_seed_fills_the_four_visible_channels() {
+        use crate::grow::bank::{tests::bank_json, SeedBank};
+        use grown_test_support::onnx::nca_builder;
+        let (rows, bank_frames, frames) = (4 * 513, 24, 8);
+        let values: Vec<f32> = (0..rows * bank_frames)
+            .map(|i| ((i * 7) % 61) as f32 / 32.0)
+            .collect();
+        let json = bank_json(&values, bank_frames);
+        let mut b = nca_builder(6, 513, Rule::Conv);
+        b.meta("grown.contract", "2")
+            .meta("grown.representation", "stft-ms")
+            .meta(
+                "grown.stft",
+                r#"{"sample_rate":22050,"n_fft":1024,"hop":256,"win":1024,"bins":513,"window":"hann_periodic","padding":"circular"}"#,
+            )
+            .meta("grown.seed_state", r#"{"kind":"excerpt","std":0.05}"#)
+            .meta("grown.seed_bank", &json);
+        let mut n = Nca::new(NcaModel::from_bytes(&b.build(), "test".into()).unwrap());
+        let seed = 9;
+        n.reset(seed, frames);
+        let bank = SeedBank::from_json(&json, rows).unwrap();
+        let start = (rng::uniform(seed, rng::EXCERPT_STREAM, 0)
+            * bank::start_span(bank_frames, frames) as f32) as usize;
+        let mut passage = vec![0.0; rows * frames];
+        bank.passage_into(start, rows, &mut passage);
+        for (i, v) in n.state().iter().enumerate() {
+            let noise = rng::normal(seed, 0, i as u64) * 0.05;
+            let want = passage.get(i).copied().unwrap_or(0.0) + noise;
+            assert_eq!(*v, want, "cell {i}");
+        }
+        // Side im (visible channel 3) holds the bank's last grid.
+        assert!(n.state()[3 * 513 * frames..4 * 513 * frames]
+            .iter()
+            .any(|v| v.abs() > 0.5));
     }
 
     #[test]

@@ -61,7 +61,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 32,
         mutation: 0.0,
         notes: "60@0.0+0.5,72@0.25+0.3",
-        hash: 0x96afb6cd26312b4a,
+        hash: 0xe34acd62fd861a3d,
     },
 ];
 

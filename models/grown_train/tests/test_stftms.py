@@ -12,6 +12,7 @@ import torch
 from grown_train import stftms as S
 from grown_train import stftms_eval as SE
 from grown_train import stftms_train as ST
+from grown_train.excerpt import decode_bank, excerpt_states, restore_loss
 from grown_train.metrics import stereo_similarity
 from grown_train.tests.conftest import MODELS_DIR
 
@@ -84,7 +85,8 @@ def test_picture_colours_and_axis():
     assert rows[32] < 64
 
 
-def test_tiny_training_exports_a_stft_ms_model(tmp_path):
+@pytest.mark.parametrize("seed_kind", ["excerpt", "noise"])
+def test_tiny_training_exports_a_stft_ms_model(tmp_path, seed_kind):
     import onnxruntime as ort
 
     from grown_train.export import read_metadata
@@ -99,11 +101,28 @@ def test_tiny_training_exports_a_stft_ms_model(tmp_path):
     out = tmp_path / "tiny.onnx"
     cfg = ST.StereoTrainConfig(
         target=target, out=out, iters=2, frames=16, channels=6, hidden=8, batch=2, pool_size=4,
-        min_steps=2, max_steps=3, log_every=0, checkpoint_dir=tmp_path / "runs",
+        min_steps=2, max_steps=3, log_every=0, checkpoint_dir=tmp_path / "runs", seed_kind=seed_kind,
     )
     summary = ST.train_stereo(cfg)
     assert summary["iterations"] == 2 and math.isfinite(summary["grown_loss"]["total"])
     meta = read_metadata(out)
+    # An excerpt model carries the whole 1 s target (all four visible grids) under contract 2.
+    assert json.loads(meta["grown.seed_state"])["kind"] == {"excerpt": "excerpt", "noise": "normal"}[seed_kind]
+    assert meta["grown.contract"] == {"excerpt": "2", "noise": "1"}[seed_kind]
+    if seed_kind == "excerpt":
+        bank = decode_bank(meta["grown.seed_bank"], 4 * 513)
+        whole = S.encode(torch.from_numpy(stereo.astype(np.float32)))
+        assert bank.shape == (4 * 513, whole.shape[-1])
+        # The file is 16-bit PCM: near-silent bins move in the signed log, the rest agree.
+        assert float((bank - whole.reshape(4 * 513, -1)).abs().mean()) < 0.005
+        # Seed states start as a passage of it in channels 0..3, plus noise everywhere.
+        states, clean = excerpt_states(bank, [1, 2], 6, 16, 0.1, visible=4)
+        assert clean.shape == (2, 4 * 513, 16)
+        assert 0.09 < float((states[:, :4].flatten(1, 2) - clean).std()) < 0.11
+        assert 0.09 < float(states[:, 4:].std()) < 0.11
+        assert float(restore_loss(states, clean, visible=4).min()) > 0.05
+    else:
+        assert "grown.seed_bank" not in meta
     assert meta["grown.representation"] == "stft-ms"
     assert json.loads(meta["grown.stft"])["bins"] == 513 and "grown.mel" not in meta
     assert float(meta["grown.spec_scale"]) == S.SCALE and float(meta["grown.spec_offset"]) == S.OFFSET
