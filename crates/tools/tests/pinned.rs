@@ -43,7 +43,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 40,
         mutation: 0.0,
         notes: "60@0.0+0.6,67@0.2+0.5*0.5",
-        hash: 0x305bbe5aa88ce9b0,
+        hash: 0xa7f3a71988c2d58c,
     },
     // Another mel model, with mutation noise on the hidden channels.
     Pin {
@@ -52,7 +52,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 48,
         mutation: 0.2,
         notes: "57@0.0+0.5,64@0.1+0.4",
-        hash: 0xde56068f539b8290,
+        hash: 0x2a1bc53dfae37890,
     },
     // An stft-ms model: the exact inverse STFT, in stereo.
     Pin {

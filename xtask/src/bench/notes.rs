@@ -82,15 +82,15 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                      of inside its sort comparator and neighbour lookups (that sort was most of \
                      the time), the STFT/ISTFT loops copy contiguous runs instead of taking a \
                      modulo per sample, the projection uses |c|² instead of `hypot`; the NNLS \
-                     solves 8 frames at once (each lane the same f64 arithmetic as one frame \
-                     alone, so output is bit-identical) and PGHI sorts and heaps integer keys \
-                     (26 → 16 ms and 27 → 16 ms of a 75 ms synthesis of this clip); the default \
+                     solves 8 frames at once, in f32, as one AVX2 vector per step when the CPU \
+                     has it (each lane the same arithmetic as its frame alone), and PGHI sorts \
+                     integer keys and pops them from a 4-ary heap; the default \
                      is 8 Fast Griffin-Lim iterations instead of 16 (spectral convergence against \
                      the recording on this clip: PGHI alone −11.25 dB, 2 iterations −11.63, 4 \
                      −11.41, 8 −11.31, 16 −11.27; librosa −10.4). **What would move it:** spreading the \
                      independent per-frame work (NNLS, FFTs) over threads, which the plugin \
-                     avoids because its engine shares two cores with the audio thread; an f32 \
-                     NNLS with fewer iterations; an AVX2 FFT build. ",
+                     avoids because its engine shares two cores with the audio thread; fewer NNLS \
+                     iterations; a PGHI that integrates phase without a global priority order. ",
                     f(run.num("/inverter/iterations"))
                 ));
             }
