@@ -163,29 +163,12 @@ impl SincTable {
         let lo = centre as i64 - (POLY_TAPS as i64 / 2 - 1);
         let row_a = &self.poly[p * POLY_TAPS..(p + 1) * POLY_TAPS];
         let row_b = &self.poly[(p + 1) * POLY_TAPS..(p + 2) * POLY_TAPS];
-        let one = |src: &[f32]| -> f32 {
-            let len = src.len();
-            let (a, b) = if lo >= 0 && lo as usize + POLY_TAPS <= len {
-                let s = &src[lo as usize..lo as usize + POLY_TAPS];
-                dot2(s, row_a, row_b)
-            } else {
-                let mut buf = [0f32; POLY_TAPS];
-                for (k, v) in buf.iter_mut().enumerate() {
-                    let n = lo + k as i64;
-                    *v = if (0..len as i64).contains(&n) {
-                        src[n as usize]
-                    } else if wrap && len > 0 {
-                        src[n.rem_euclid(len as i64) as usize]
-                    } else {
-                        0.0
-                    };
-                }
-                dot2(&buf, row_a, row_b)
-            };
-            a + (b - a) * f
+        let l = poly_one(src, lo, row_a, row_b, f, wrap);
+        let r = match src_r {
+            Some(r) => poly_one(r, lo, row_a, row_b, f, wrap),
+            None => l,
         };
-        let l = one(src);
-        (l, src_r.map_or(l, one))
+        (l, r)
     }
 
     /// Value of `src` at fractional index `x`, low-passed at `scale` × the source
@@ -253,6 +236,33 @@ pub fn resample(src: &[f32], src_rate: f64, out_rate: f64, circular: bool) -> Ve
     (0..n)
         .map(|i| table.read(src, i as f64 * step, scale, circular))
         .collect()
+}
+
+/// One channel of [`SincTable::read_poly_pair_impl`]: the 32 source samples
+/// from `lo` (zero or wrapped outside `src`) against two adjacent phase rows,
+/// blended by `f`. A function, not a closure, so it inlines into the AVX2
+/// builds that call it: a closure is compiled on its own, for baseline x86-64.
+#[inline(always)]
+fn poly_one(src: &[f32], lo: i64, row_a: &[f32], row_b: &[f32], f: f32, wrap: bool) -> f32 {
+    let len = src.len();
+    let (a, b) = if lo >= 0 && lo as usize + POLY_TAPS <= len {
+        let s = &src[lo as usize..lo as usize + POLY_TAPS];
+        dot2(s, row_a, row_b)
+    } else {
+        let mut buf = [0f32; POLY_TAPS];
+        for (k, v) in buf.iter_mut().enumerate() {
+            let n = lo + k as i64;
+            *v = if (0..len as i64).contains(&n) {
+                src[n as usize]
+            } else if wrap && len > 0 {
+                src[n.rem_euclid(len as i64) as usize]
+            } else {
+                0.0
+            };
+        }
+        dot2(&buf, row_a, row_b)
+    };
+    a + (b - a) * f
 }
 
 /// Two dot products of `s` with `a` and `b`, in 8 lanes so the compiler can use SIMD.

@@ -612,15 +612,6 @@ impl Voices {
                     }
                     let x = v.pos_s * gsr;
                     let len = src.len() as f64;
-                    // Mono generations play the same sample on both channels.
-                    let read = |x: f64, wrap: bool| {
-                        if scale >= SINC_RHO {
-                            sinc.read_poly_pair_impl(src, src_r, x, wrap)
-                        } else {
-                            let l = sinc.read(src, x, scale, wrap);
-                            (l, src_r.map_or(l, |r| sinc.read(r, x, scale, wrap)))
-                        }
-                    };
                     if wrap {
                         any_left = true;
                         let xw = if x < len {
@@ -630,7 +621,7 @@ impl Voices {
                         } else {
                             x.rem_euclid(len)
                         };
-                        let (l, r) = read(xw, true);
+                        let (l, r) = read_layer(sinc, src, src_r, xw, scale, true);
                         sample += w * l;
                         sample_r += w * r;
                     } else if x < len {
@@ -638,7 +629,7 @@ impl Voices {
                         // Fade the last few ms so a one-shot never ends on a step.
                         let remaining = (len - x) / gsr;
                         let tail = ((remaining / FADE_OUT_S as f64) as f32).min(1.0);
-                        let (l, r) = read(x, false);
+                        let (l, r) = read_layer(sinc, src, src_r, x, scale, false);
                         sample += w * tail * l;
                         sample_r += w * tail * r;
                     }
@@ -678,6 +669,31 @@ impl Voices {
                 bank.promote(next, &mut |old| slot = Some(old));
                 bank.retired = slot;
             }
+        }
+    }
+}
+
+/// One layer's (left, right) sample at source position `x`: the polyphase
+/// kernel at rates ≤ 1, the stretched kernel above. Mono generations play the
+/// same sample on both channels. A function, not a closure, so it inlines into
+/// the voice loop's AVX2 build (a closure is compiled on its own, for baseline
+/// x86-64).
+#[inline(always)]
+fn read_layer(
+    sinc: &SincTable,
+    src: &[f32],
+    src_r: Option<&[f32]>,
+    x: f64,
+    scale: f32,
+    wrap: bool,
+) -> (f32, f32) {
+    if scale >= SINC_RHO {
+        sinc.read_poly_pair_impl(src, src_r, x, wrap)
+    } else {
+        let l = sinc.read(src, x, scale, wrap);
+        match src_r {
+            Some(r) => (l, sinc.read(r, x, scale, wrap)),
+            None => (l, l),
         }
     }
 }
