@@ -265,22 +265,32 @@ fn poly_one(src: &[f32], lo: i64, row_a: &[f32], row_b: &[f32], f: f32, wrap: bo
     a + (b - a) * f
 }
 
-/// Two dot products of `s` with `a` and `b`, in 8 lanes so the compiler can use SIMD.
+/// Two dot products of the [`POLY_TAPS`] samples `s` with the rows `a` and
+/// `b`, in 8 lanes so the compiler can use SIMD. The four 8-tap products are
+/// summed as a tree, `(p0 + p1) + (p2 + p3)`, not one after another: a voice's
+/// sample then waits for two dependent vector adds instead of four.
 #[inline(always)]
 pub(crate) fn dot2(s: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
-    let mut acc_a = [0f32; 8];
-    let mut acc_b = [0f32; 8];
-    for ((sc, ac), bc) in s
-        .chunks_exact(8)
-        .zip(a.chunks_exact(8))
-        .zip(b.chunks_exact(8))
-    {
+    let s = &s[..POLY_TAPS];
+    (hsum8(dot_lanes(s, a)), hsum8(dot_lanes(s, b)))
+}
+
+/// The 8 lane sums of `s · row` over [`POLY_TAPS`] taps, as [`dot2`] describes.
+/// A function, not a closure, so it inlines into AVX2 builds.
+#[inline(always)]
+fn dot_lanes(s: &[f32], row: &[f32]) -> [f32; 8] {
+    let row = &row[..POLY_TAPS];
+    let mut p = [[0f32; 8]; 4];
+    for (k, pk) in p.iter_mut().enumerate() {
         for l in 0..8 {
-            acc_a[l] += sc[l] * ac[l];
-            acc_b[l] += sc[l] * bc[l];
+            pk[l] = s[8 * k + l] * row[8 * k + l];
         }
     }
-    (hsum8(acc_a), hsum8(acc_b))
+    let mut acc = [0f32; 8];
+    for l in 0..8 {
+        acc[l] = (p[0][l] + p[1][l]) + (p[2][l] + p[3][l]);
+    }
+    acc
 }
 
 /// Sum of 8 lanes as a tree (high half onto low half, then again): three

@@ -43,7 +43,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 40,
         mutation: 0.0,
         notes: "60@0.0+0.6,67@0.2+0.5*0.5",
-        hash: 0xa7f3a71988c2d58c,
+        hash: 0xa680d6c1daf8a52c,
     },
     // Another mel model, with mutation noise on the hidden channels.
     Pin {
@@ -52,7 +52,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 48,
         mutation: 0.2,
         notes: "57@0.0+0.5,64@0.1+0.4",
-        hash: 0x2a1bc53dfae37890,
+        hash: 0x265a11b2ba8c5394,
     },
     // An stft-ms model: the exact inverse STFT, in stereo.
     Pin {
@@ -61,7 +61,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 32,
         mutation: 0.0,
         notes: "60@0.0+0.5,72@0.25+0.3",
-        hash: 0xe34acd62fd861a3d,
+        hash: 0x91b21544208440ed,
     },
 ];
 

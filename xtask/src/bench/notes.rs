@@ -146,10 +146,13 @@ pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
                  generation at 22.05 kHz played at 48 kHz and any pitch), i.e. {} ns per voice \
                  and sample here (wall clock; by the audio thread's own CPU clock the 16-voice \
                  share is {} %, the gap being time the thread sat descheduled on this loaded \
-                 machine). **Already done:** the kernel runs an AVX2 build when the CPU has \
-                 it (runtime detection; the same IEEE operations in the same order, so output is \
-                 bit-identical to the SSE2 build, which a test checks), the stereo pair shares \
-                 one position and kernel-row lookup, and the 8-lane sums reduce as a tree. \
+                 machine). **Already done:** the whole voice loop runs an AVX2 build when the \
+                 CPU has it, with the kernel inlined into it (runtime detection; the same IEEE \
+                 operations in the same order, so output is bit-identical to the SSE2 build, \
+                 which a test checks; until the kernel stopped being a closure it was compiled \
+                 for SSE2 even there), the stereo pair shares one position and kernel-row \
+                 lookup, and both the four 8-tap products and the 8 lanes are summed as trees \
+                 (two dependent adds per dot product instead of four). \
                  **What would move it:** a 16-tap kernel for voices pitched down (where the wider \
                  transition band is inaudible), resampling each generation once to the output \
                  rate so voices near the root note need fewer taps, or rendering voices in \
