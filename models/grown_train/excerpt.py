@@ -55,10 +55,19 @@ def choose_bank(target: torch.Tensor, max_frames: int | None = None, spec_scale:
     t = target.shape[1]
     if t <= max_frames:
         return target.clone()
-    energy = target.exp().mean(dim=0)
-    win = torch.nn.functional.avg_pool1d(energy[None, None], max_frames, stride=1)[0, 0]
-    start = int(win.argmax())
+    start = loudest_start(target.exp().mean(dim=0), max_frames)
     return target[:, start : start + max_frames].clone()
+
+
+def loudest_start(energy: torch.Tensor, frames: int) -> int:
+    """Start of the ``frames``-long window with the most ``energy`` (per frame, ``[T]``)."""
+    return int(torch.nn.functional.avg_pool1d(energy[None, None], frames, stride=1)[0, 0].argmax())
+
+
+def loud_span(energy: torch.Tensor) -> slice:
+    """The frames from the first to the last whose ``energy`` (``[T]``) is within :data:`QUIET_END` of the loudest."""
+    loud = torch.nonzero(energy >= QUIET_END * energy.max()).flatten()
+    return slice(int(loud[0]), int(loud[-1]) + 1)
 
 
 #: Frames at either end of a recording quieter than this fraction of its loudest frame's
@@ -72,9 +81,7 @@ def trim_quiet_ends(target: torch.Tensor, spec_scale: float) -> torch.Tensor:
 
     ``target`` is in state units, ``ln_mel = spec_scale * s + offset``; the offset cancels in the ratio.
     """
-    energy = (2 * spec_scale * target).exp().mean(dim=0)
-    loud = torch.nonzero(energy >= QUIET_END * energy.max()).flatten()
-    return target[:, int(loud[0]) : int(loud[-1]) + 1]
+    return target[:, loud_span((2 * spec_scale * target).exp().mean(dim=0))]
 
 
 def crossfade_len(frames: int) -> int:

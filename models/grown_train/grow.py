@@ -96,7 +96,9 @@ def seed_bank(meta: dict[str, str]) -> torch.Tensor | None:
 
 def visible_channels(meta: dict[str, str]) -> int:
     """Visible channels of a model from its metadata: four for ``stft-ms`` (mid/side re/im), else one."""
-    return 4 if meta.get("grown.representation") == "stft-ms" else 1
+    from grown_train.stftms import REPRESENTATION, VISIBLE
+
+    return len(VISIBLE) if meta.get("grown.representation") == REPRESENTATION else 1
 
 
 def grid_rows(meta: dict[str, str]) -> int:

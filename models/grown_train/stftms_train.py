@@ -22,6 +22,7 @@ from grown_train.stftms import (
     REPRESENTATION,
     SCALE,
     STATE_LIMIT,
+    VISIBLE,
     StereoLoss,
     StereoWeights,
     encode,
@@ -129,17 +130,16 @@ def choose_stereo_bank(target: torch.Tensor, seconds: float | None = None) -> to
     Returned as the bank ``[4 * bins, frames]`` (the visible channels' grids stacked), rounded to
     float16 as the file stores it. Quiet ends are left out as for mel banks (``QUIET_END``).
     """
-    from grown_train.excerpt import BANK_SECONDS, QUIET_END
+    from grown_train.excerpt import BANK_SECONDS, loud_span, loudest_start
 
     fps = DEFAULT_STFT.sample_rate / DEFAULT_STFT.hop
     frames = round((BANK_SECONDS if seconds is None else seconds) * fps)
     lin = visible_to_complex(target)
     energy = (lin.real.square() + lin.imag.square()).sum(dim=(0, 1))
-    loud = torch.nonzero(energy >= QUIET_END * energy.max()).flatten()
-    target, energy = target[..., int(loud[0]) : int(loud[-1]) + 1], energy[int(loud[0]) : int(loud[-1]) + 1]
+    keep = loud_span(energy)
+    target, energy = target[..., keep], energy[keep]
     if target.shape[-1] > frames:
-        win = torch.nn.functional.avg_pool1d(energy[None, None], frames, stride=1)[0, 0]
-        start = int(win.argmax())
+        start = loudest_start(energy, frames)
         target = target[..., start : start + frames]
     return target.reshape(-1, target.shape[-1]).half().float()
 
@@ -152,7 +152,7 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
     from grown_train.grow import grow, rollout
     from grown_train.io import atomic_write, check_writable
     from grown_train.nca import NCA, NCAConfig, seed_states
-    from grown_train.train import _damage, descend, optimizer
+    from grown_train.train import damage, descend, optimizer
 
     if cfg.seed_kind not in ("noise", "excerpt"):
         raise BadOption(f"--seed-kind must be noise or excerpt, not {cfg.seed_kind!r}")
@@ -173,13 +173,13 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
         seeds = list(range(first, first + n))
         if bank is None:
             return seed_states(seeds, cfg.channels, DEFAULT_STFT.bins, cfg.frames, cfg.seed_std), None
-        return excerpt_states(bank, seeds, cfg.channels, cfg.frames, cfg.seed_std, visible=4)
+        return excerpt_states(bank, seeds, cfg.channels, cfg.frames, cfg.seed_std, visible=len(VISIBLE))
 
     def losses(x: torch.Tensor, clean: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Texture statistics, or for excerpt seeds the passage back (bounded like the texture's overflow)."""
         if clean is None:
             return loss_fn(x)
-        return {"total": restore_loss(x, clean, limit=STATE_LIMIT, visible=4)}
+        return {"total": restore_loss(x, clean, limit=STATE_LIMIT, visible=len(VISIBLE))}
 
     next_seed = cfg.seed * 1_000_003 + 1
     pool, pool_clean = fresh(next_seed, cfg.pool_size)
@@ -222,7 +222,7 @@ def train_stereo(cfg: StereoTrainConfig) -> dict:
             # The damage slot is the last item: keep the fresh seed out of it.
             x, idx, clean = x[ranks], idx[ranks], clean[ranks]
             if cfg.batch > 1 and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
-                _damage(x, cfg.seed_std, gen)
+                damage(x, cfg.seed_std, gen)
         next_seed += 1
         steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
         x = rollout(nca, x, steps, cfg.fire_rate, gen)

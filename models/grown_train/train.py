@@ -177,7 +177,7 @@ def descend(nca: NCA, loss: torch.Tensor, opt, sched) -> None:
     sched.step()
 
 
-def _damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
+def damage(x: torch.Tensor, std: float, gen: torch.Generator) -> None:
     """Erase a random rectangle of one state back to seed noise so it must regrow."""
     _, c, m, t = x.shape
     h = int(torch.randint(m // 4, m // 2 + 1, (1,), generator=gen))
@@ -377,7 +377,7 @@ def train(cfg: TrainConfig) -> dict:
             x, idx = x[order], idx[order]
             clean = None if clean is None else clean[order]
         if cfg.batch > n_fresh and float(torch.rand(1, generator=gen)) < cfg.damage_prob:
-            _damage(x, cfg.seed_std, gen)
+            damage(x, cfg.seed_std, gen)
         steps = int(torch.randint(cfg.min_steps, cfg.max_steps + 1, (1,), generator=gen))
         x = rollout(nca, x, steps, cfg.fire_rate, gen, cfg.grad_checkpoint)
         terms = losses(x, clean)

@@ -75,8 +75,9 @@ pub struct ModelInfo {
     /// `grown.seed_bank` of an excerpt-seeded model (`grown.seed_state` kind
     /// `excerpt`, contract 2): the seed state is a passage of it plus the seed
     /// noise. Its rows are the visible channels' grids stacked
-    /// ([`ModelInfo::visible_channels`] × `mel.n_mels`). None: the seed state is the noise alone (kind `normal`). Shared,
-    /// because model info is cloned for display and the bank can be large.
+    /// ([`ModelInfo::visible_channels`] × `mel.n_mels`). None: the seed state
+    /// is the noise alone (kind `normal`). Shared, because model info is
+    /// cloned for display and the bank can be large.
     pub seed_bank: Option<Arc<SeedBank>>,
     /// `grown.train_frames`: the length the model was trained at (a sensible default length).
     pub train_frames: usize,
@@ -359,8 +360,8 @@ pub fn parse_metadata(map: &HashMap<String, String>) -> Result<ModelInfo, ModelE
             )));
         }
         // An stft-ms bank holds all four visible channels' grids, stacked.
-        let visible = if stft.is_some() { STFT_VISIBLE } else { 1 };
-        let bank = SeedBank::from_json(required(map, "grown.seed_bank")?, visible * mel.n_mels)
+        let rows = visible_channels(stft.is_some()) * mel.n_mels;
+        let bank = SeedBank::from_json(required(map, "grown.seed_bank")?, rows)
             .map_err(|e| ModelError::Contract(format!("`grown.seed_bank`: {e}")))?;
         Some(Arc::new(bank))
     } else {
@@ -392,11 +393,16 @@ impl ModelInfo {
     /// Channels from `spec_channel` on that hold what is heard: one log-mel
     /// channel, or an stft-ms model's four mid/side re/im channels.
     pub fn visible_channels(&self) -> usize {
-        if self.stft.is_some() {
-            STFT_VISIBLE
-        } else {
-            1
-        }
+        visible_channels(self.stft.is_some())
+    }
+}
+
+/// [`ModelInfo::visible_channels`] for a model that is (or is not) stft-ms.
+fn visible_channels(stft_ms: bool) -> usize {
+    if stft_ms {
+        STFT_VISIBLE
+    } else {
+        1
     }
 }
 
@@ -722,8 +728,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn stft_ms_metadata_parses_to_a_513_row_grid() {
+    /// [`valid_map`] turned into an stft-ms model's metadata.
+    fn stft_ms_map() -> HashMap<String, String> {
         let mut m = valid_map();
         m.remove("grown.mel");
         m.insert("grown.representation".into(), "stft-ms".into());
@@ -731,6 +737,12 @@ mod tests {
             "grown.stft".into(),
             r#"{"sample_rate":22050,"n_fft":1024,"hop":256,"win":1024,"bins":513,"window":"hann_periodic","padding":"circular"}"#.into(),
         );
+        m
+    }
+
+    #[test]
+    fn stft_ms_metadata_parses_to_a_513_row_grid() {
+        let mut m = stft_ms_map();
         let info = parse_metadata(&m).unwrap();
         assert_eq!(info.stft, Some(StftMsConfig::default_22k()));
         assert_eq!((info.mel.n_mels, info.mel.hop), (513, 256));
@@ -794,13 +806,7 @@ mod tests {
     #[test]
     fn an_stft_ms_excerpt_bank_holds_four_visible_grids() {
         use crate::grow::bank::tests::bank_json;
-        let mut m = valid_map();
-        m.remove("grown.mel");
-        m.insert("grown.representation".into(), "stft-ms".into());
-        m.insert(
-            "grown.stft".into(),
-            r#"{"sample_rate":22050,"n_fft":1024,"hop":256,"win":1024,"bins":513,"window":"hann_periodic","padding":"circular"}"#.into(),
-        );
+        let mut m = stft_ms_map();
         m.insert("grown.contract".into(), "2".into());
         m.insert(
             "grown.seed_state".into(),
