@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--targets-dir", type=Path, default=evaluation.MODELS_DIR / "targets", help="(%(default)s)")
     c.add_argument("--grown-bin", type=Path, default=None,
                    help="the grown command line that renders (default: $GROWN_BIN, else target/release/grown)")
+    r = sub.add_parser("relayout", help="rewrite traced model files in the blocked layout (export.BlockedStep)")
+    r.add_argument("models", nargs="+", type=Path, help=".onnx files, rewritten in place")
     # Each subcommand module declares its own options; a module that has not grown
     # them yet must not break `train` (long training runs re-import this file).
     for parser, module in ((e, evaluation), (b, bigvgan_export)):
@@ -149,6 +151,15 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _relayout(args) -> int:
+    from grown_train.export import relayout
+
+    for path in args.models:
+        done = relayout(path)
+        print(f"{path}: {'rewritten in the blocked layout' if done else 'left as it is (channels do not fill whole blocks)'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "relayout":
+            return _relayout(args)
         if args.command == "eval":
             from grown_train.eval import run as run_eval
 

@@ -306,18 +306,28 @@ def shipped_training(name: str, onnx_path: Path | None = None) -> dict:
 
 
 def weights_digest(path: Path) -> str:
-    """SHA-256 of an ONNX file's initializers (names, types, shapes, values), so a
-    model keeps its identity when only its metadata changes (a level calibration)."""
+    """SHA-256 of an NCA file's learnt weights, read back in ``perceive``'s order
+    (``export.nca_from_onnx``), so a model keeps its identity when only its metadata
+    (a level calibration) or its graph layout (``relayout``) changes. Files that do
+    not read back as an NCA are hashed by their initializers as stored."""
     import hashlib
 
+    import numpy as np
     import onnx
     from onnx import numpy_helper
 
+    from grown_train.errors import GrownError
+    from grown_train.export import nca_from_onnx
+
     h = hashlib.sha256()
-    for init in sorted(onnx.load(str(path)).graph.initializer, key=lambda i: i.name):
-        a = numpy_helper.to_array(init)
-        h.update(f"{init.name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+    try:
+        arrays = sorted((k, v.numpy()) for k, v in nca_from_onnx(path).state_dict().items())
+    except (GrownError, KeyError, RuntimeError, ValueError):
+        inits = onnx.load(str(path)).graph.initializer
+        arrays = sorted((i.name, numpy_helper.to_array(i)) for i in inits)
+    for name, a in arrays:
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 

@@ -28,7 +28,7 @@ BAND_STRIDE = 3
 DEFAULT_PERCEPTION = "id,sobel_x,sobel_y,lap,time9,freq9"
 
 
-def _fixed_kernel(name: str) -> torch.Tensor:
+def fixed_kernel(name: str) -> torch.Tensor:
     """3x3 kernel for a fixed perception filter, indexed ``[freq, time]``."""
     ident = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
@@ -91,7 +91,7 @@ class NCA(torch.nn.Module):
         c = cfg.channels
         fixed = [k for k in kernels if k in FIXED_KERNELS]
         if fixed:
-            w = torch.stack([_fixed_kernel(k) for k in fixed])  # [K, 3, 3]
+            w = torch.stack([fixed_kernel(k) for k in fixed])  # [K, 3, 3]
             self.register_buffer("fixed_w", w.repeat(c, 1, 1).unsqueeze(1))  # [C*K, 1, 3, 3]
         else:
             self.fixed_w = None

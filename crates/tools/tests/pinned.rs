@@ -43,7 +43,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 40,
         mutation: 0.0,
         notes: "60@0.0+0.6,67@0.2+0.5*0.5",
-        hash: 0xa680d6c1daf8a52c,
+        hash: 0xfa284fe02850fd64,
     },
     // Another mel model, with mutation noise on the hidden channels.
     Pin {
@@ -52,7 +52,7 @@ const PINNED_RENDERS: &[Pin] = &[
         growth: 48,
         mutation: 0.2,
         notes: "57@0.0+0.5,64@0.1+0.4",
-        hash: 0x265a11b2ba8c5394,
+        hash: 0xc034100d00c0d94c,
     },
     // An stft-ms model: the exact inverse STFT, in stereo.
     Pin {
