@@ -193,12 +193,12 @@ def onnx_config(path: Path) -> dict:
     channels = int(meta["grown.channels"])
     perception = meta["grown.perception"]
     n_mels = json.loads(meta["grown.mel"])["n_mels"]
-    n_feat = channels * len(perception.split(",")) + 1
+    # The update MLP's output layer is [channels, hidden, 1, 1] in every layout.
     hidden = None
     for init in m.graph.initializer:
         shape = list(numpy_helper.to_array(init).shape)
-        if len(shape) == 4 and shape[1] == n_feat and shape[2:] == [1, 1]:
-            hidden = shape[0]
+        if len(shape) == 4 and shape[0] == channels and shape[2:] == [1, 1]:
+            hidden = shape[1]
     return {"channels": channels, "n_mels": n_mels, "perception": perception, "hidden": hidden, "unroll": int(meta["grown.unroll"])}
 
 
@@ -215,13 +215,10 @@ def onnx_flops(path: Path, frames: int, feeds: dict | None = None) -> dict:
 
     m = onnx.load(str(path))
     inits = {i.name: list(i.dims) for i in m.graph.initializer}
-    # Input channels whose weights are all zero (the exporter's padding to a
-    # multiple of 8) do no useful work and are not counted.
-    useful_in = {}
-    for i in m.graph.initializer:
-        if len(i.dims) >= 3:
-            w = numpy_helper.to_array(i)
-            useful_in[i.name] = int(np.any(w.reshape(w.shape[0], w.shape[1], -1) != 0, axis=(0, 2)).sum())
+    # A multiply-add by a weight that is exactly zero does no useful work and is
+    # not counted: the exporter's padding channels, the zero taps of the fixed
+    # 3x3 kernels (the identity kernel counts as one tap: a copy).
+    nonzero = {i.name: int(np.count_nonzero(numpy_helper.to_array(i))) for i in m.graph.initializer if len(i.dims) >= 3}
     nodes = [n for n in m.graph.node if n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")]
     existing = {o.name for o in m.graph.output}
     wanted = set()
@@ -249,7 +246,8 @@ def onnx_flops(path: Path, frames: int, feeds: dict | None = None) -> dict:
         y = shapes[n.output[0]]
         if n.op_type == "Conv":
             w = shapes[n.input[1]]
-            f = 2.0 * float(np.prod(y)) * useful_in.get(n.input[1], w[1]) * float(np.prod(w[2:]))
+            per_position = nonzero.get(n.input[1], float(np.prod(w)))
+            f = 2.0 * float(np.prod(y)) / y[1] * per_position
         elif n.op_type == "ConvTranspose":
             x, w = shapes[n.input[0]], shapes[n.input[1]]
             f = 2.0 * float(np.prod(x)) * float(np.prod(w[1:]))
@@ -288,16 +286,34 @@ def matmul_peak(threads: int, sizes=(1024, 1536, 2048), reps: int = 5) -> dict:
 
 
 def measure_nca(onnx_path: Path, threads: list[int], frames: int, seconds: float) -> dict:
+    """FLOPs of the shipped step, the notebook's, the sgemm peak and the layout comparison
+    (step rates of eager PyTorch: :func:`measure_torch_nca`)."""
+    arch = onnx_config(onnx_path)
+    n_mels = arch["n_mels"]
+    cells = n_mels * frames
+    flops = onnx_flops(onnx_path, frames)
+    out = {"grid": [n_mels, frames], "shipped": {**arch, **flops}, "notebook": {}, "peak": {}}
+    out["notebook"]["flops_per_step"] = notebook_flops(16, 128, cells)
+    for t in threads:
+        log(f"matmul peak, {t} thread(s)")
+        out["peak"][str(t)] = matmul_peak(t)
+    out["layout"] = measure_layout(onnx_path, frames, seconds)
+    return out
+
+
+def measure_torch_nca(onnx_path: Path, threads: list[int], frames: int, seconds: float) -> dict:
+    """Eager-PyTorch step rates of the notebook NCA and of the shipped architecture.
+
+    Its own command, so ``cargo xtask bench`` can alternate it with the plugin's
+    NCA timing (a slow phase of a shared machine then hits both sides).
+    """
     import torch
 
     from grown_train.nca import NCA, NCAConfig, step
 
     arch = onnx_config(onnx_path)
     c, n_mels = arch["channels"], arch["n_mels"]
-    cells = n_mels * frames
-    flops = onnx_flops(onnx_path, frames)
-    out = {"grid": [n_mels, frames], "shipped": {**arch, **flops}, "notebook": {}, "same_arch": {}, "peak": {}}
-    out["notebook"]["flops_per_step"] = notebook_flops(16, 128, cells)
+    out = {"notebook": {}, "same_arch": {}}
     torch.manual_seed(0)
     nb = notebook_nca(16, 128)
     same = NCA(NCAConfig(channels=c, n_mels=n_mels, hidden=arch["hidden"] or 128, perception=arch["perception"])).eval()
@@ -321,53 +337,53 @@ def measure_nca(onnx_path: Path, threads: list[int], frames: int, seconds: float
                 y = step(same, y, mask)
 
             out["same_arch"][str(t)] = time_steps(same_step, seconds)
-        log(f"matmul peak, {t} thread(s)")
-        out["peak"][str(t)] = matmul_peak(t)
-    out["padding"] = measure_padding(onnx_path, frames, seconds)
     return out
 
 
-def measure_padding(onnx_path: Path, frames: int, seconds: float) -> dict:
-    """The shipped graph beside the same graph with its features padded to a
-    multiple of 8 channels (``export.pad_feature_channels``, bit-identical
-    output), in ONNX Runtime at 1 thread, windows interleaved so load affects
-    both alike."""
-    import onnx
+def measure_layout(onnx_path: Path, frames: int, seconds: float) -> dict:
+    """The shipped graph beside the same weights exported in the traced layout
+    (``perceive``'s feature order, padded to a multiple of 8 channels), in ONNX
+    Runtime at 1 thread, windows interleaved so load affects both alike."""
+    import tempfile
+
     import onnxruntime as ort
 
-    from grown_train.export import pad_feature_channels
+    from grown_train.export import BlockedStep, export_onnx, nca_from_onnx, read_metadata
 
-    m = onnx.load(str(onnx_path))
-    if not pad_feature_channels(m):
-        return {"already_aligned": True}
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    plain = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
-    padded = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    nca = nca_from_onnx(onnx_path)
+    if not BlockedStep.fits(nca):
+        return {"blocked": False}
+    with tempfile.TemporaryDirectory() as tmp:
+        traced_path = export_onnx(nca, Path(tmp) / "traced.onnx", None, meta=read_metadata(onnx_path), blocked=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        traced = ort.InferenceSession(str(traced_path), so, providers=["CPUExecutionProvider"])
+    shipped = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    n_mels = plain.get_inputs()[0].shape[2]
-    channels = plain.get_inputs()[0].shape[1]
+    n_mels, channels = nca.cfg.n_mels, nca.cfg.channels
     x0 = (rng.standard_normal((1, channels, n_mels, frames)) * 0.1).astype(np.float32)
     mask = (rng.random((1, 1, n_mels, frames)) < 0.5).astype(np.float32)
-    outs, rates = {}, {"plain": [], "padded": []}
-    for name, sess in (("plain", plain), ("padded", padded)):
+    outs, rates = {}, {"traced": [], "shipped": []}
+    sessions = (("traced", traced), ("shipped", shipped))
+    for name, sess in sessions:
         x = x0
         for _ in range(8):
             x = sess.run(None, {"state": x, "update_mask": mask})[0]
         outs[name] = x
     for _ in range(5):
-        for name, sess in (("plain", plain), ("padded", padded)):
+        for name, sess in sessions:
             t0, n = time.perf_counter(), 0
             while n < 4 or time.perf_counter() - t0 < seconds / 10:
                 sess.run(None, {"state": x0, "update_mask": mask})
                 n += 1
             rates[name].append(n / (time.perf_counter() - t0))
-    log("padded vs plain NCA graph, 1 thread")
+    log("blocked vs traced NCA graph layout, 1 thread")
     return {
-        "plain_steps_per_s": median(rates["plain"]),
-        "padded_steps_per_s": median(rates["padded"]),
-        "bit_identical": bool(np.array_equal(outs["plain"].view(np.uint32), outs["padded"].view(np.uint32))),
+        "blocked": True,
+        "traced_steps_per_s": median(rates["traced"]),
+        "shipped_steps_per_s": median(rates["shipped"]),
+        "max_abs_diff_8_steps": float(np.abs(outs["traced"] - outs["shipped"]).max()),
     }
 
 
@@ -530,8 +546,19 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--threads", default="1,2")
     b.add_argument("--frames", type=int, default=256)
     b.add_argument("--seconds", type=float, default=4.0, help="timing per NCA configuration")
+    n = sub.add_parser("torch-nca", help="eager-PyTorch NCA step rates (notebook and shipped architecture)")
+    n.add_argument("--onnx", required=True, help="the shipped NCA model (its architecture)")
+    n.add_argument("--threads", default="1,2")
+    n.add_argument("--frames", type=int, default=256)
+    n.add_argument("--seconds", type=float, default=4.0, help="timing per configuration")
     args = p.parse_args(argv)
-    result = prepare(args) if args.cmd == "prepare" else measure(args)
+    if args.cmd == "prepare":
+        result = prepare(args)
+    elif args.cmd == "torch-nca":
+        threads = [int(t) for t in args.threads.split(",")]
+        result = measure_torch_nca(Path(args.onnx), threads, args.frames, args.seconds)
+    else:
+        result = measure(args)
     print(json.dumps(result))
     return 0
 

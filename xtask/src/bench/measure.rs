@@ -58,6 +58,32 @@ fn venv_python(root: &Path) -> Result<PathBuf> {
 
 /// Runs a command that prints one JSON object as its last stdout line;
 /// its stderr (progress) passes through.
+/// Alternating NCA timing rounds (see [`measure`]).
+const NCA_ROUNDS: usize = 3;
+
+/// One result from several rounds of the same measurement: the first round's
+/// JSON with `steps_per_s` at each of `arms` (JSON pointers; "" for the top)
+/// replaced by the median over rounds, and the rounds' own figures beside it
+/// as `steps_per_s_rounds`. None when no round was measured.
+fn merge_rounds(rounds: &[Value], arms: &[&str]) -> Option<Value> {
+    let mut merged = rounds.first()?.clone();
+    for arm in arms {
+        let mut rates: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.pointer(&format!("{arm}/steps_per_s"))?.as_f64())
+            .collect();
+        let Some(slot) = merged.pointer_mut(arm).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        slot.insert("steps_per_s_rounds".into(), json!(rates.clone()));
+        rates.sort_by(f64::total_cmp);
+        if let Some(&mid) = rates.get(rates.len() / 2) {
+            slot.insert("steps_per_s".into(), json!(mid));
+        }
+    }
+    Some(merged)
+}
+
 fn run_json(mut cmd: Command, what: &str) -> Result<Value> {
     eprintln!("bench: {what}");
     let out = cmd
@@ -213,11 +239,46 @@ pub fn run(ws: &Workspace, args: &[String]) -> Result<ExitCode> {
     c.arg("--clip").arg(&clip).arg("--dir").arg(&bench_dir);
     run.record("inverter", run_json(c, "rust: built-in inverter"));
 
-    for t in THREADS {
-        let mut c = rust("nca", Some(t));
-        c.args(["--frames", "256", "--seconds", nca_s]);
-        let r = run_json(c, &format!("rust: NCA steps, {t} thread(s)"));
-        run.record(&format!("nca_{t}"), r);
+    // Grown's NCA and eager PyTorch's are timed in alternating rounds, each
+    // figure the median of its rounds' medians: a slow phase of a shared
+    // machine (its second core can come and go) then hits both sides of a
+    // ratio instead of one.
+    let rounds = if opts.quick { 1 } else { NCA_ROUNDS };
+    let round_s = format!("{}", nca_s.parse::<f64>().unwrap_or(4.0) / rounds as f64);
+    let mut ours: Vec<Vec<Value>> = vec![Vec::new(); THREADS.len()];
+    let mut torch = Vec::new();
+    for round in 1..=rounds {
+        for (i, t) in THREADS.into_iter().enumerate() {
+            let mut c = rust("nca", Some(t));
+            c.args(["--frames", "256", "--seconds", &round_s]);
+            let what = format!("rust: NCA steps, {t} thread(s), round {round}/{rounds}");
+            match run_json(c, &what) {
+                Ok(v) => ours[i].push(v),
+                Err(e) => run.record(&format!("nca_{t}"), Err(e)),
+            }
+        }
+        let mut c = py("torch-nca");
+        c.arg("--onnx")
+            .arg(root.join("models/nca/strings.onnx"))
+            .args(["--threads", "1,2", "--frames", "256", "--seconds", &round_s]);
+        let what = format!("python: eager PyTorch NCA, round {round}/{rounds}");
+        match run_json(c, &what) {
+            Ok(v) => torch.push(v),
+            Err(e) => run.record("torch_nca", Err(e)),
+        }
+    }
+    for (i, t) in THREADS.into_iter().enumerate() {
+        if let Some(merged) = merge_rounds(&ours[i], &[""]) {
+            run.record(&format!("nca_{t}"), Ok(merged));
+        }
+    }
+    let arms: Vec<String> = ["notebook", "same_arch"]
+        .iter()
+        .flat_map(|arm| THREADS.map(|t| format!("/{arm}/{t}")))
+        .collect();
+    let arms: Vec<&str> = arms.iter().map(String::as_str).collect();
+    if let Some(merged) = merge_rounds(&torch, &arms) {
+        run.record("torch_nca", Ok(merged));
     }
     if let Some(model) = &bigvgan_onnx {
         for t in THREADS {

@@ -4,66 +4,64 @@
 use super::*;
 
 pub(super) fn why(key: &str, run: &Run, report: &Report) -> String {
-    let h = report.flat_num("nca_threads").unwrap_or(1.0) as usize;
     let f = |v: Option<f64>| fmt_opt(v, "");
-    let sps = report.flat_num(&format!("nca_steps_per_s_{h}t"));
     let flops = report.flat_num("nca_flops_per_step");
-    let peak = report.flat_num(&format!("matmul_peak_gflops_{h}t"));
     match key {
-        "nca_vs_pytorch_ratio" => {
-            let padded = run.num("/python/nca/padding/padded_steps_per_s");
-            let plain = run.num("/python/nca/padding/plain_steps_per_s");
-            let gain = padded.zip(plain).map(|(a, b)| a / b);
-            let projected = report
-                .flat_num("nca_vs_pytorch_ratio")
-                .zip(gain)
-                .map(|(r, g)| r * g);
+        "nca_vs_pytorch_ratio_1t" | "nca_vs_pytorch_ratio_2t" => {
+            let t = if key.ends_with("_2t") { 2 } else { 1 };
+            let sps = report.flat_num(&format!("nca_steps_per_s_{t}t"));
+            let torch1 = report.flat_num("pytorch_notebook_steps_per_s_1t");
+            let torch2 = report.flat_num("pytorch_notebook_steps_per_s_2t");
+            let ours1 = report.flat_num("nca_steps_per_s_1t");
+            let ours2 = report.flat_num("nca_steps_per_s_2t");
             format!(
-                "**Limit:** both sides run the same kind of kernels — a few depthwise \
-                 convolutions, two 1×1 convolutions (the update MLP) and element-wise ops over \
-                 20,480 cells — and eager PyTorch's per-op overhead (a dozen ops, microseconds \
-                 each) is small next to a {} ms step, so a runtime swap alone cannot be 3× faster \
-                 than PyTorch's oneDNN/MKL kernels. Against PyTorch running Grown's own \
-                 architecture the ratio is {}× ({} thread(s)). ONNX Runtime's profiler (1 thread, \
-                 during development) puts ~45 % of a step in the 97 → 64 1×1 convolution + ReLU, \
-                 which misses ORT's blocked NCHWc kernels because 97 input channels are not a \
-                 multiple of 8, and ~20 % in the perception's concatenations and layout reorders. \
-                 **Already done:** the exporter pads the features to 104 channels \
-                 (`export.pad_feature_channels`, zero weights, bit-identical output); {} \
-                 **What would move it further:** compute all perception kernels as one grouped convolution instead of \
-                 a concatenation, ship a K-step unrolled model, or a fused hand-written step \
-                 kernel that keeps each tile's features in cache.",
+                "**Limit:** both sides run the same kind of kernels — depthwise convolutions, \
+                 two 1×1 convolutions (the update MLP) and element-wise ops over 20,480 cells — \
+                 and eager PyTorch's per-op overhead is small next to a {} ms step, so a runtime \
+                 swap alone cannot be 3× faster than PyTorch's oneDNN kernels. Against PyTorch \
+                 running Grown's own architecture the ratio is {}× ({t} thread(s)). From 1 to 2 \
+                 threads eager PyTorch went {}× faster in this run and Grown {}×: ONNX Runtime \
+                 splits each of the step's ~15 nodes over its pool and waits at the end of each, \
+                 while the 2-core machine also runs the measuring process. **Already done:** \
+                 the exported step's features come in whole blocks of 16 channels \
+                 (`export.BlockedStep`), so ONNX Runtime runs perception, concatenation and MLP \
+                 in its blocked layout instead of reordering the ~100-channel feature tensor \
+                 every step: {}× the traced layout's rate, side by side in this run (section 1). \
+                 **What would move it further:** a hand-written fused step that computes each \
+                 cache-sized tile's features and feeds them straight to the MLP (ONNX Runtime \
+                 materialises and concatenates ~9 MB of features per step), or fewer features \
+                 per cell (a retrained architecture).",
                 f(sps.map(|s| 1e3 / s)),
-                f(report.flat_num(&format!("nca_vs_pytorch_same_arch_ratio_{h}t"))),
-                h,
-                match (gain, projected) {
-                    (Some(g), Some(p)) => format!(
-                        "measured side by side in this run it gives {}× the step rate, i.e. a \
-                         projected ratio of {}× once the shipped models are re-exported.",
-                        fmt_num(g),
-                        fmt_num(p)
-                    ),
-                    _ => "the shipped model file is already padded (see section 1), so this \
-                          run's figures include it wherever the measuring binary embeds that \
-                          file."
-                        .to_string(),
-                },
+                f(report.flat_num(&format!("nca_vs_pytorch_same_arch_ratio_{t}t"))),
+                f(torch2.zip(torch1).map(|(a, b)| a / b)),
+                f(ours2.zip(ours1).map(|(a, b)| a / b)),
+                f(run
+                    .num("/python/nca/layout/shipped_steps_per_s")
+                    .zip(run.num("/python/nca/layout/traced_steps_per_s"))
+                    .map(|(a, b)| a / b)),
             )
         }
-        "nca_percent_of_peak" => format!(
-            "**Limit:** the step does {} MFLOP at {} GFLOP/s against a measured sgemm peak of \
-             {} GFLOP/s. The FLOPs sit in thin matrix products (20,480 cells × 97 → 64 and \
-             64 → 16 channels) that ORT runs through its generic NCHW path (97 input channels are \
-             not a multiple of 8, so its blocked NCHWc kernels are skipped), and a third of the time goes to FLOP-free work: concatenating \
-             the ~8 MB feature tensor, layout reorders, masking. At 25 % of peak a step would \
-             take {} ms. **What would move it:** the same levers — NCHWc-friendly channel \
-             counts, no concatenation, fusion of perception and MLP per cache-sized tile — and \
-             fewer bytes per cell (fp16/bf16 activations).",
-            f(flops.map(|x| x / 1e6)),
-            f(sps.zip(flops).map(|(s, x)| s * x / 1e9)),
-            f(peak),
-            f(flops.zip(peak).map(|(x, p)| 1e3 * x / (0.25 * p * 1e9))),
-        ),
+        "nca_percent_of_peak_1t" | "nca_percent_of_peak_2t" => {
+            let t = if key.ends_with("_2t") { 2 } else { 1 };
+            let sps = report.flat_num(&format!("nca_steps_per_s_{t}t"));
+            let peak = report.flat_num(&format!("matmul_peak_gflops_{t}t"));
+            format!(
+                "**Limit:** the step does {} MFLOP at {} GFLOP/s against a measured sgemm peak \
+                 of {} GFLOP/s. ONNX Runtime's profiler (1 thread, during development) puts \
+                 about half of a step in the 112 → 64 1×1 convolution, which its blocked kernel \
+                 runs at ~90 % of that peak; the rest does little or no arithmetic: the \
+                 memory-bound depthwise perception, copying the ~9 MB feature tensor into one \
+                 (~15 %), reordering the inputs into the blocked layout, masking and the \
+                 residual add. At 60 % of peak a step would take {} ms. **What would move it:** \
+                 perception and MLP fused per cache-sized tile (a hand-written kernel; a graph \
+                 cannot express it to ONNX Runtime), and fewer bytes per cell (fp16/bf16 \
+                 activations).",
+                f(flops.map(|x| x / 1e6)),
+                f(sps.zip(flops).map(|(s, x)| s * x / 1e9)),
+                f(peak),
+                f(flops.zip(peak).map(|(x, p)| 1e3 * x / (0.6 * p * 1e9))),
+            )
+        }
         "inverter_vs_librosa_speed_ratio" => {
             let speed = report.flat_num("inverter_vs_librosa_speed_ratio");
             let better = report

@@ -91,30 +91,28 @@ fn nca(md: &mut String, run: &Run, report: &Report, ctx: &Context_) {
              `grown.unroll` = 1), so only single-step figures exist."
         );
     }
-    if run.get("/python/nca/padding/already_aligned").is_some() {
+    if let Some(shipped) = run.num("/python/nca/layout/shipped_steps_per_s") {
+        let traced = run.num("/python/nca/layout/traced_steps_per_s");
         let _ = writeln!(
             md,
-            "* The shipped graph's perception features are already padded to a multiple of 8 \
-             channels (`export.pad_feature_channels`), so ORT runs the update MLP with its \
-             blocked NCHWc kernels; zero-weight padding columns are not counted as FLOPs."
-        );
-    } else if let Some(padded) = run.num("/python/nca/padding/padded_steps_per_s") {
-        let plain = run.num("/python/nca/padding/plain_steps_per_s");
-        let _ = writeln!(
-            md,
-            "* Feature padding, measured side by side (ONNX Runtime from Python, 1 thread, \
-             windows interleaved): the shipped graph {} steps/s; the same graph with its 97 \
-             perception channels padded to 104 by `export.pad_feature_channels` (zero ramp \
-             channels and zero weight columns; output bit-identical: {}) {} steps/s, {}× the \
-             speed. The shipped `.onnx` files predate that exporter change; the next export \
-             ships it.",
-            fmt_opt(plain, ""),
-            run.get("/python/nca/padding/bit_identical")
-                .map_or("?".into(), |v| v.to_string()),
-            fmt_num(padded),
-            fmt_opt(plain.map(|p| padded / p), ""),
+            "* Graph layout, measured side by side (ONNX Runtime from Python, 1 thread, windows \
+             interleaved): the shipped graph, whose features come in whole blocks of 16 channels \
+             (`export.BlockedStep`: each perception kernel a blocked depthwise convolution, the \
+             concatenation and the update MLP in ORT's NCHWc layout), {} steps/s; the same \
+             weights in the traced layout (`perceive`'s order, padded to 104 channels, \
+             concatenated in plain layout and reordered every step) {} steps/s: {}× the speed. \
+             The two differ by rounding only (largest difference after 8 steps: {}).",
+            fmt_num(shipped),
+            fmt_opt(traced, ""),
+            fmt_opt(traced.map(|t| shipped / t), ""),
+            val(run, "/python/nca/layout/max_abs_diff_8_steps", ""),
         );
     }
+    let _ = writeln!(
+        md,
+        "* FLOPs count multiply-adds by non-zero weights only: padding channels and the zero \
+         taps of the fixed 3×3 kernels do no work (the identity kernel counts as one tap)."
+    );
     let _ = writeln!(
         md,
         "* sgemm peak: best of 5 runs of numpy (OpenBLAS) and torch matmul at 1024², 1536² and \
@@ -360,8 +358,10 @@ fn method(md: &mut String) {
          `ORT_DYLIB_PATH` = `target/onnxruntime/libonnxruntime.so.1.31.1`, `GROWN_FORCE_CPU=1`, \
          `GROWN_ORT_THREADS` = the thread count in the tables.\n\
          * Python figures: `models/grown_train/bench.py` in the project venv.\n\
-         * Rates are medians of 5 timed windows after 8 warm-up steps, on both sides alike; \
-         eager PyTorch runs under `torch.inference_mode()` with the per-step fire mask drawn by \
+         * NCA rates: Grown (1 thread, 2 threads) and eager PyTorch (both thread counts) are \
+         timed in 3 alternating rounds, each round the median of 5 windows after 8 warm-up \
+         steps, and each figure is the median of its rounds (all rounds in `raw.json`), so a \
+         slow phase of this shared machine weighs on both sides of a ratio; eager PyTorch runs under `torch.inference_mode()` with the per-step fire mask drawn by \
          `torch.rand`, as in the notebook.\n\
          * Targets are goals, not assertions: the command exits non-zero only when a section \
          could not be measured.\n"
