@@ -128,7 +128,7 @@ impl SincTable {
             // SAFETY: `avx2` is set only when the CPU reports AVX2 and FMA.
             return unsafe { self.read_poly_pair_avx2(src, src_r, x, wrap) };
         }
-        self.read_poly_pair_impl(src, src_r, x, wrap)
+        self.read_poly_pair_impl::<false>(src, src_r, x, wrap)
     }
 
     /// [`read_poly_pair`](Self::read_poly_pair) compiled for AVX2.
@@ -141,12 +141,13 @@ impl SincTable {
         x: f64,
         wrap: bool,
     ) -> (f32, f32) {
-        self.read_poly_pair_impl(src, src_r, x, wrap)
+        self.read_poly_pair_impl::<true>(src, src_r, x, wrap)
     }
 
-    /// The body of [`read_poly_pair`](Self::read_poly_pair), inlined into each build.
+    /// The body of [`read_poly_pair`](Self::read_poly_pair), inlined into each
+    /// build; `WIDE` only inside functions compiled for AVX2 (see [`dot`]).
     #[inline(always)]
-    pub(crate) fn read_poly_pair_impl(
+    pub(crate) fn read_poly_pair_impl<const WIDE: bool>(
         &self,
         src: &[f32],
         src_r: Option<&[f32]>,
@@ -163,9 +164,9 @@ impl SincTable {
         let lo = centre as i64 - (POLY_TAPS as i64 / 2 - 1);
         let row_a = &self.poly[p * POLY_TAPS..(p + 1) * POLY_TAPS];
         let row_b = &self.poly[(p + 1) * POLY_TAPS..(p + 2) * POLY_TAPS];
-        let l = poly_one(src, lo, row_a, row_b, f, wrap);
+        let l = poly_one::<WIDE>(src, lo, row_a, row_b, f, wrap);
         let r = match src_r {
-            Some(r) => poly_one(r, lo, row_a, row_b, f, wrap),
+            Some(r) => poly_one::<WIDE>(r, lo, row_a, row_b, f, wrap),
             None => l,
         };
         (l, r)
@@ -243,11 +244,18 @@ pub fn resample(src: &[f32], src_rate: f64, out_rate: f64, circular: bool) -> Ve
 /// blended by `f`. A function, not a closure, so it inlines into the AVX2
 /// builds that call it: a closure is compiled on its own, for baseline x86-64.
 #[inline(always)]
-fn poly_one(src: &[f32], lo: i64, row_a: &[f32], row_b: &[f32], f: f32, wrap: bool) -> f32 {
+fn poly_one<const WIDE: bool>(
+    src: &[f32],
+    lo: i64,
+    row_a: &[f32],
+    row_b: &[f32],
+    f: f32,
+    wrap: bool,
+) -> f32 {
     let len = src.len();
     let (a, b) = if lo >= 0 && lo as usize + POLY_TAPS <= len {
         let s = &src[lo as usize..lo as usize + POLY_TAPS];
-        dot2(s, row_a, row_b)
+        dot2::<WIDE>(s, row_a, row_b)
     } else {
         let mut buf = [0f32; POLY_TAPS];
         for (k, v) in buf.iter_mut().enumerate() {
@@ -260,7 +268,7 @@ fn poly_one(src: &[f32], lo: i64, row_a: &[f32], row_b: &[f32], f: f32, wrap: bo
                 0.0
             };
         }
-        dot2(&buf, row_a, row_b)
+        dot2::<WIDE>(&buf, row_a, row_b)
     };
     a + (b - a) * f
 }
@@ -271,53 +279,92 @@ fn poly_one(src: &[f32], lo: i64, row_a: &[f32], row_b: &[f32], f: f32, wrap: bo
 /// sample waits for two dependent vector adds instead of four, and the lanes
 /// are then summed by [`hsum8`]'s tree.
 #[inline(always)]
-pub(crate) fn dot2(s: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
+pub(crate) fn dot2<const WIDE: bool>(s: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
     let s = &s[..POLY_TAPS];
-    (dot(s, a), dot(s, b))
+    (dot::<WIDE>(s, a), dot::<WIDE>(s, b))
 }
 
-/// One dot product as [`dot2`] describes, written with SSE intrinsics (part of
-/// every x86-64 CPU): left to itself the compiler vectorised the two rows of
-/// [`dot2`] against each other, broadcasting every sample and shuffling the
-/// rows, several times the instructions of this. The operations and their
-/// order are exactly the portable version's, so every build agrees bit for bit.
+/// One dot product as [`dot2`] describes, in 8-wide AVX vectors when `WIDE`
+/// (which only code compiled for AVX2 passes, after the CPU check), else in
+/// 4-wide SSE ones (part of every x86-64 CPU). Written with intrinsics: left
+/// to itself the compiler vectorised the two rows of [`dot2`] against each
+/// other, broadcasting every sample and shuffling the rows, several times the
+/// instructions. The operations and their order are exactly the portable
+/// version's, so every build agrees bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot(s: &[f32], row: &[f32]) -> f32 {
+fn dot<const WIDE: bool>(s: &[f32], row: &[f32]) -> f32 {
+    let (s, row) = (&s[..POLY_TAPS], &row[..POLY_TAPS]);
+    if WIDE {
+        // SAFETY: `WIDE` is set only by builds entered after the CPU reported AVX2.
+        unsafe { dot_avx(s, row) }
+    } else {
+        // SAFETY: SSE is part of x86-64.
+        unsafe { dot_sse(s, row) }
+    }
+}
+
+/// [`dot`] in 8-wide AVX vectors. The caller guarantees AVX and that both
+/// slices hold [`POLY_TAPS`] values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn dot_avx(s: &[f32], row: &[f32]) -> f32 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps,
+        _mm256_mul_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps,
+    };
+    let (s, row) = (s.as_ptr(), row.as_ptr());
+    let p0 = _mm256_mul_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(row));
+    let p1 = _mm256_mul_ps(_mm256_loadu_ps(s.add(8)), _mm256_loadu_ps(row.add(8)));
+    let p2 = _mm256_mul_ps(_mm256_loadu_ps(s.add(16)), _mm256_loadu_ps(row.add(16)));
+    let p3 = _mm256_mul_ps(_mm256_loadu_ps(s.add(24)), _mm256_loadu_ps(row.add(24)));
+    let acc = _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3));
+    // hsum8: t = [v0+v4, v1+v5, v2+v6, v3+v7]; (t0 + t2) + (t1 + t3).
+    let t = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<0b01>(u, u)))
+}
+
+/// [`dot`] in 4-wide SSE vectors: lanes 0–3 and 4–7 separately. The caller
+/// guarantees that both slices hold [`POLY_TAPS`] values.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_sse(s: &[f32], row: &[f32]) -> f32 {
     use std::arch::x86_64::{
         _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_loadu_ps, _mm_movehl_ps, _mm_mul_ps,
         _mm_shuffle_ps,
     };
-    let (s, row) = (&s[..POLY_TAPS], &row[..POLY_TAPS]);
-    // SAFETY: SSE is part of x86-64; both slices hold POLY_TAPS (32) values,
-    // so every 4-value load at 0..=28 stays inside them.
-    unsafe {
-        let product = |i: usize| {
-            _mm_mul_ps(
-                _mm_loadu_ps(s.as_ptr().add(i)),
-                _mm_loadu_ps(row.as_ptr().add(i)),
-            )
-        };
-        // Lanes 0–3 and 4–7, each (p0 + p1) + (p2 + p3).
-        let lo = _mm_add_ps(
-            _mm_add_ps(product(0), product(8)),
-            _mm_add_ps(product(16), product(24)),
-        );
-        let hi = _mm_add_ps(
-            _mm_add_ps(product(4), product(12)),
-            _mm_add_ps(product(20), product(28)),
-        );
-        // hsum8: t = [v0+v4, v1+v5, v2+v6, v3+v7]; (t0 + t2) + (t1 + t3).
-        let t = _mm_add_ps(lo, hi);
-        let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
-        _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<0b01>(u, u)))
-    }
+    let (s, row) = (s.as_ptr(), row.as_ptr());
+    let lo = _mm_add_ps(
+        _mm_add_ps(
+            _mm_mul_ps(_mm_loadu_ps(s), _mm_loadu_ps(row)),
+            _mm_mul_ps(_mm_loadu_ps(s.add(8)), _mm_loadu_ps(row.add(8))),
+        ),
+        _mm_add_ps(
+            _mm_mul_ps(_mm_loadu_ps(s.add(16)), _mm_loadu_ps(row.add(16))),
+            _mm_mul_ps(_mm_loadu_ps(s.add(24)), _mm_loadu_ps(row.add(24))),
+        ),
+    );
+    let hi = _mm_add_ps(
+        _mm_add_ps(
+            _mm_mul_ps(_mm_loadu_ps(s.add(4)), _mm_loadu_ps(row.add(4))),
+            _mm_mul_ps(_mm_loadu_ps(s.add(12)), _mm_loadu_ps(row.add(12))),
+        ),
+        _mm_add_ps(
+            _mm_mul_ps(_mm_loadu_ps(s.add(20)), _mm_loadu_ps(row.add(20))),
+            _mm_mul_ps(_mm_loadu_ps(s.add(28)), _mm_loadu_ps(row.add(28))),
+        ),
+    );
+    let t = _mm_add_ps(lo, hi);
+    let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<0b01>(u, u)))
 }
 
 /// One dot product as [`dot2`] describes, for other architectures.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn dot(s: &[f32], row: &[f32]) -> f32 {
+fn dot<const WIDE: bool>(s: &[f32], row: &[f32]) -> f32 {
     hsum8(dot_lanes(s, row))
 }
 
@@ -369,7 +416,11 @@ mod tests {
             let s: Vec<f32> = (0..POLY_TAPS).map(|_| next()).collect();
             let row: Vec<f32> = (0..POLY_TAPS).map(|_| next()).collect();
             let portable = hsum8(dot_lanes(&s, &row));
-            assert_eq!(dot(&s, &row).to_bits(), portable.to_bits());
+            assert_eq!(dot::<false>(&s, &row).to_bits(), portable.to_bits());
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert_eq!(dot::<true>(&s, &row).to_bits(), portable.to_bits());
+            }
         }
     }
 }

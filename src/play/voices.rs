@@ -441,7 +441,7 @@ impl Voices {
             // SAFETY: `avx2` is set only when the CPU reports AVX2 and FMA.
             return unsafe { self.render_voices_avx2(s, out_l, out_r, block_offset, ended) };
         }
-        self.render_voices_impl(s, out_l, out_r, block_offset, ended);
+        self.render_voices_impl::<false>(s, out_l, out_r, block_offset, ended);
     }
 
     /// [`render_voices`](Self::render_voices) compiled for AVX2.
@@ -455,12 +455,13 @@ impl Voices {
         block_offset: u32,
         ended: &mut impl FnMut(VoiceEnd),
     ) {
-        self.render_voices_impl(s, out_l, out_r, block_offset, ended);
+        self.render_voices_impl::<true>(s, out_l, out_r, block_offset, ended);
     }
 
-    /// The body of [`render_voices`](Self::render_voices), inlined into each build.
+    /// The body of [`render_voices`](Self::render_voices), inlined into each
+    /// build; `WIDE` (8-wide dot products) only in the AVX2 one.
     #[inline(always)]
-    fn render_voices_impl(
+    fn render_voices_impl<const WIDE: bool>(
         &mut self,
         s: &VoiceSettings,
         out_l: &mut [f32],
@@ -621,7 +622,7 @@ impl Voices {
                         } else {
                             x.rem_euclid(len)
                         };
-                        let (l, r) = read_layer(sinc, src, src_r, xw, scale, true);
+                        let (l, r) = read_layer::<WIDE>(sinc, src, src_r, xw, scale, true);
                         sample += w * l;
                         sample_r += w * r;
                     } else if x < len {
@@ -629,7 +630,7 @@ impl Voices {
                         // Fade the last few ms so a one-shot never ends on a step.
                         let remaining = (len - x) / gsr;
                         let tail = ((remaining / FADE_OUT_S as f64) as f32).min(1.0);
-                        let (l, r) = read_layer(sinc, src, src_r, x, scale, false);
+                        let (l, r) = read_layer::<WIDE>(sinc, src, src_r, x, scale, false);
                         sample += w * tail * l;
                         sample_r += w * tail * r;
                     }
@@ -679,7 +680,7 @@ impl Voices {
 /// the voice loop's AVX2 build (a closure is compiled on its own, for baseline
 /// x86-64).
 #[inline(always)]
-fn read_layer(
+fn read_layer<const WIDE: bool>(
     sinc: &SincTable,
     src: &[f32],
     src_r: Option<&[f32]>,
@@ -688,7 +689,7 @@ fn read_layer(
     wrap: bool,
 ) -> (f32, f32) {
     if scale >= SINC_RHO {
-        sinc.read_poly_pair_impl(src, src_r, x, wrap)
+        sinc.read_poly_pair_impl::<WIDE>(src, src_r, x, wrap)
     } else {
         let l = sinc.read(src, x, scale, wrap);
         match src_r {
