@@ -360,8 +360,10 @@ fn method(md: &mut String) {
          * Python figures: `models/grown_train/bench.py` in the project venv.\n\
          * NCA rates: Grown (1 thread, 2 threads) and eager PyTorch (both thread counts) are \
          timed in 3 alternating rounds, each round the median of 5 windows after 8 warm-up \
-         steps, and each figure is the median of its rounds (all rounds in `raw.json`), so a \
-         slow phase of this shared machine weighs on both sides of a ratio; eager PyTorch runs under `torch.inference_mode()` with the per-step fire mask drawn by \
+         steps (all rounds in `raw.json`), so a slow phase of this shared machine weighs on \
+         both sides of a ratio; Grown's figure is the median of its rounds, PyTorch's the \
+         fastest (its 2-thread rate here varies 2–3× from one process to the next); eager \
+         PyTorch runs under `torch.inference_mode()` with the per-step fire mask drawn by \
          `torch.rand`, as in the notebook.\n\
          * Targets are goals, not assertions: the command exits non-zero only when a section \
          could not be measured.\n"
