@@ -154,9 +154,9 @@ def pad_feature_channels(model, multiple: int = FEATURE_CHANNEL_MULTIPLE) -> boo
 #: AVX-512, 8 with AVX2. When every feature block of the exported step is a
 #: multiple of it, each perception kernel runs as a blocked depthwise
 #: convolution writing straight into that layout, the features are concatenated
-#: there, and the update MLP reads them without a layout change. The traced
-#: step instead concatenated plain-layout features and reordered all ~100
-#: channels every step (about a quarter of its time on a 2-core x86 CPU).
+#: there, and the update MLP reads them without a layout change. A traced
+#: step concatenates plain-layout features and reorders all ~100 channels
+#: every step (about a quarter of its time on a 2-core x86 CPU).
 BLOCK = 16
 
 
@@ -168,7 +168,7 @@ class BlockedStep(torch.nn.Module):
 
     * each fixed 3x3 kernel (``id`` included) is its own depthwise convolution over all
       channels, instead of one convolution with four outputs per channel;
-    * ``time9`` as before;
+    * ``time9`` is its own depthwise convolution, as in ``perceive``;
     * the tail block is one depthwise 9x1 convolution of ``[state, band, ramp, zeros]``:
       ``freq9`` on the state channels and a centre tap of 1 on the others, which copies them;
     * the update MLP's first layer takes its columns in that order (zero for padding).
