@@ -353,11 +353,11 @@ def measure_layout(onnx_path: Path, frames: int, seconds: float) -> dict:
     nca = nca_from_onnx(onnx_path)
     if not BlockedStep.fits(nca):
         return {"blocked": False}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     with tempfile.TemporaryDirectory() as tmp:
         traced_path = export_onnx(nca, Path(tmp) / "traced.onnx", None, meta=read_metadata(onnx_path), blocked=False)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         traced = ort.InferenceSession(str(traced_path), so, providers=["CPUExecutionProvider"])
     shipped = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)

@@ -280,7 +280,6 @@ fn poly_one<const WIDE: bool>(
 /// are then summed by [`hsum8`]'s tree.
 #[inline(always)]
 pub(crate) fn dot2<const WIDE: bool>(s: &[f32], a: &[f32], b: &[f32]) -> (f32, f32) {
-    let s = &s[..POLY_TAPS];
     (dot::<WIDE>(s, a), dot::<WIDE>(s, b))
 }
 
@@ -370,7 +369,7 @@ fn dot<const WIDE: bool>(s: &[f32], row: &[f32]) -> f32 {
 
 /// The 8 lane sums of `s · row` over [`POLY_TAPS`] taps, as [`dot2`] describes.
 /// A function, not a closure, so it inlines into AVX2 builds.
-#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline(always)]
 fn dot_lanes(s: &[f32], row: &[f32]) -> [f32; 8] {
     let row = &row[..POLY_TAPS];
@@ -390,7 +389,7 @@ fn dot_lanes(s: &[f32], row: &[f32]) -> [f32; 8] {
 /// Sum of 8 lanes as a tree (high half onto low half, then again): three
 /// dependent adds instead of seven, in an order that SSE2 and AVX2 builds
 /// both follow exactly.
-#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline(always)]
 pub(crate) fn hsum8(v: [f32; 8]) -> f32 {
     ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))

@@ -56,9 +56,7 @@ fn venv_python(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
-/// Runs a command that prints one JSON object as its last stdout line;
-/// its stderr (progress) passes through.
-/// Alternating NCA timing rounds (see [`measure`]).
+/// Alternating NCA timing rounds (see [`run`]).
 const NCA_ROUNDS: usize = 3;
 
 /// One result from several rounds of the same measurement: the first round's
@@ -90,6 +88,8 @@ fn merge_rounds(rounds: &[Value], arms: &[&str], best: bool) -> Option<Value> {
     Some(merged)
 }
 
+/// Runs a command that prints one JSON object as its last stdout line;
+/// its stderr (progress) passes through.
 fn run_json(mut cmd: Command, what: &str) -> Result<Value> {
     eprintln!("bench: {what}");
     let out = cmd
